@@ -1,0 +1,462 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace TwinSeal.Crypto;
+
+/// <summary>
+/// The cleartext (but authenticated) header of an encrypted dataset stream. It names the key that encrypted the
+/// dataset so a receiver can route the stream to the right data key before decrypting anything.
+/// </summary>
+/// <param name="DatasetId">The dataset this stream carries.</param>
+/// <param name="KeyId">The KMS key id whose data key encrypted the stream; non-empty, at most 65535 UTF-8 bytes.</param>
+/// <param name="KeyVersion">The data key version under <paramref name="KeyId"/>; non-negative.</param>
+/// <param name="SegmentSize">
+/// Plaintext bytes per segment, from <see cref="DatasetStream.MinSegmentSize"/> to <see cref="DatasetStream.MaxSegmentSize"/>.
+/// Both sides hold about three segments in memory, so this bounds the memory a stream costs.
+/// </param>
+public sealed record DatasetStreamHeader(Guid DatasetId, string KeyId, int KeyVersion, int SegmentSize = DatasetStream.DefaultSegmentSize);
+
+/// <summary>
+/// An encrypted dataset stream failed to parse or authenticate. Whatever plaintext the decryptor already wrote
+/// must be discarded: it is only a prefix of the dataset, and a truncated dataset is as wrong as a forged one.
+/// </summary>
+public sealed class DatasetIntegrityException : Exception
+{
+    /// <summary>Creates the exception; <paramref name="reason"/> is "code: human text".</summary>
+    public DatasetIntegrityException(string reason)
+        : base(reason)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        Reason = reason;
+    }
+
+    internal DatasetIntegrityException(string reason, Exception inner)
+        : base(reason, inner)
+    {
+        Reason = reason;
+    }
+
+    /// <summary>
+    /// A short stable code, a colon, then human text, e.g. "segment-authentication-failed: segment 3 does not authenticate".
+    /// Match on <see cref="Code"/>, not on the text.
+    /// </summary>
+    public string Reason { get; }
+
+    /// <summary>The stable code part of <see cref="Reason"/> (the text before the first colon).</summary>
+    public string Code
+    {
+        get
+        {
+            var colon = Reason.IndexOf(':', StringComparison.Ordinal);
+            return colon < 0 ? Reason : Reason[..colon];
+        }
+    }
+}
+
+/// <summary>
+/// Segmented streaming AEAD for datasets, modelled on Tink's AES-GCM-HKDF streaming AEAD: a per-stream key is
+/// derived with HKDF from the data key and a random salt, and the plaintext is cut into fixed-size segments, each
+/// sealed with AES-256-GCM under a nonce and associated data that bind its position and whether it is the last one.
+/// That makes dropping, duplicating, reordering, truncating, extending and cross-stream splicing all detectable while
+/// memory stays proportional to the segment size. The byte layout is specified in docs/format.md
+/// ("Encrypted dataset stream").
+/// </summary>
+public static class DatasetStream
+{
+    /// <summary>Default plaintext bytes per segment (1 MiB).</summary>
+    public const int DefaultSegmentSize = 1 << 20;
+    /// <summary>Smallest allowed segment size (4 KiB); smaller segments would spend too much on tags.</summary>
+    public const int MinSegmentSize = 4 << 10;
+    /// <summary>Largest allowed segment size (16 MiB); caps the memory a hostile header can make a reader allocate.</summary>
+    public const int MaxSegmentSize = 16 << 20;
+    /// <summary>Most segments one stream may have: the segment index is a 32-bit counter.</summary>
+    public const long MaxSegmentCount = uint.MaxValue;
+
+    internal const byte FormatVersion = 1;
+    // magic 4 ‖ version 1 ‖ dataset id 16 ‖ key version 4 ‖ segment size 4 ‖ key id length 2
+    internal const int FixedHeaderLength = 31;
+    internal const int SaltLength = 32;
+    internal const int NoncePrefixLength = 7;
+    internal const int TagLength = Aes256Key.TagLength;
+    private const int HashLength = 32;
+    private const long MaxSegmentIndex = MaxSegmentCount - 1;
+
+    internal static ReadOnlySpan<byte> Magic => "TSDS"u8;
+    private static ReadOnlySpan<byte> KdfLabel => "twinseal/dataset/v1"u8;
+
+    // Strict both ways: a key id that does not round-trip exactly would make two parties disagree on the header bytes.
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Total header length for a key id of <paramref name="keyIdByteCount"/> UTF-8 bytes.</summary>
+    internal static int HeaderLength(int keyIdByteCount) => FixedHeaderLength + keyIdByteCount + SaltLength + NoncePrefixLength;
+
+    /// <summary>
+    /// Encrypts <paramref name="plaintext"/> (read to its end) into <paramref name="ciphertext"/>: the header, then
+    /// the segments. Memory use is about two segments whatever the input size.
+    /// </summary>
+    /// <param name="key">The data key named by <paramref name="header"/>.</param>
+    /// <param name="header">Dataset id, key id and version, and segment size to record in the stream.</param>
+    /// <param name="plaintext">Read until end of stream.</param>
+    /// <param name="ciphertext">Receives the header and segments; not flushed or disposed.</param>
+    /// <param name="ct">Cancels the copy; the output is then incomplete and must be discarded.</param>
+    /// <exception cref="ArgumentException">The header has an out-of-range segment size or key version, or an unusable key id.</exception>
+    public static Task EncryptAsync(DataKey key, DatasetStreamHeader header, Stream plaintext, Stream ciphertext, CancellationToken ct = default)
+    {
+        // Fresh salt per stream means a fresh segment key per stream, so the 7-byte random nonce prefix only has to
+        // be unique among the segments of one stream, never across every stream a data key ever encrypts.
+        var salt = RandomNumberGenerator.GetBytes(SaltLength);
+        var noncePrefix = RandomNumberGenerator.GetBytes(NoncePrefixLength);
+        return EncryptWithRandomnessAsync(key, header, plaintext, ciphertext, salt, noncePrefix, ct);
+    }
+
+    /// <summary>
+    /// <see cref="EncryptAsync"/> with caller-chosen salt and nonce prefix. Internal so only known-answer tests can
+    /// pin them: reusing a salt and prefix under one data key reuses GCM nonces, which is catastrophic.
+    /// </summary>
+    internal static async Task EncryptWithRandomnessAsync(
+        DataKey key, DatasetStreamHeader header, Stream plaintext, Stream ciphertext, byte[] salt, byte[] noncePrefix, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(header);
+        ArgumentNullException.ThrowIfNull(plaintext);
+        ArgumentNullException.ThrowIfNull(ciphertext);
+        if (salt.Length != SaltLength || noncePrefix.Length != NoncePrefixLength)
+            throw new ArgumentException("Salt or nonce prefix has the wrong length.");
+
+        // Everything that can be wrong with the header is checked here, before a byte is written.
+        var headerBytes = EncodeHeader(header, salt, noncePrefix);
+        using var cipher = SegmentCipher.Create(key, headerBytes);
+        await ciphertext.WriteAsync(headerBytes, ct).ConfigureAwait(false);
+
+        var segmentSize = header.SegmentSize;
+        // Each buffer has room for the tag so segments are sealed in place; two buffers because a full segment is
+        // only known to be the last one after reading ahead and finding end of stream.
+        var current = new byte[segmentSize + TagLength];
+        var next = new byte[segmentSize + TagLength];
+        try
+        {
+            var currentLength = await ReadFullAsync(plaintext, current, segmentSize, ct).ConfigureAwait(false);
+            for (long index = 0; ; index++)
+            {
+                bool last;
+                var nextLength = 0;
+                if (currentLength < segmentSize)
+                {
+                    last = true;
+                }
+                else
+                {
+                    nextLength = await ReadFullAsync(plaintext, next, segmentSize, ct).ConfigureAwait(false);
+                    // A dataset that is a whole number of segments ends with a full last segment, not an extra empty one.
+                    last = nextLength == 0;
+                }
+
+                if (index > MaxSegmentIndex)
+                    throw new InvalidOperationException($"The dataset needs more than {MaxSegmentCount} segments; use a larger segment size.");
+
+                cipher.Seal((uint)index, last, current, currentLength);
+                await ciphertext.WriteAsync(current.AsMemory(0, currentLength + TagLength), ct).ConfigureAwait(false);
+                if (last) return;
+
+                (current, next) = (next, current);
+                currentLength = nextLength;
+            }
+        }
+        finally
+        {
+            // The buffers held dataset plaintext; don't leave it for the next owner of this memory.
+            CryptographicOperations.ZeroMemory(current);
+            CryptographicOperations.ZeroMemory(next);
+        }
+    }
+
+    /// <summary>
+    /// Reads the header, then authenticates and decrypts every segment, writing a segment's plaintext to
+    /// <paramref name="plaintext"/> only after that segment authenticated. Memory use is about three segments.
+    /// </summary>
+    /// <remarks>
+    /// On <see cref="DatasetIntegrityException"/> (or cancellation) <paramref name="plaintext"/> holds the plaintext of
+    /// the segments that authenticated before the failure. Callers must treat that output as void and discard it:
+    /// only a completed call proves the dataset is whole.
+    /// </remarks>
+    /// <param name="key">The data key named by the header (see <see cref="ReadHeader"/> for routing).</param>
+    /// <param name="ciphertext">Read until end of stream; anything after the last segment is an error.</param>
+    /// <param name="plaintext">Receives the dataset; not flushed or disposed.</param>
+    /// <param name="expectedDatasetId">If given, a stream for any other dataset is refused with "dataset-id-mismatch" before decryption.</param>
+    /// <param name="ct">Cancels the copy.</param>
+    /// <returns>The authenticated header.</returns>
+    /// <exception cref="DatasetIntegrityException">The stream is malformed, altered, truncated, extended, spliced, or not under <paramref name="key"/>.</exception>
+    public static async Task<DatasetStreamHeader> DecryptAsync(
+        DataKey key, Stream ciphertext, Stream plaintext, Guid? expectedDatasetId = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(ciphertext);
+        ArgumentNullException.ThrowIfNull(plaintext);
+
+        var (header, headerBytes) = await ReadHeaderAsync(ciphertext, ct).ConfigureAwait(false);
+        // A genuine stream for another dataset would authenticate fine, so the id has to be checked explicitly.
+        if (expectedDatasetId is { } expected && header.DatasetId != expected)
+            throw Integrity("dataset-id-mismatch", $"the stream carries dataset {header.DatasetId}, expected {expected}");
+
+        using var cipher = SegmentCipher.Create(key, headerBytes);
+        var chunkSize = header.SegmentSize + TagLength;
+        var current = new byte[chunkSize];
+        var next = new byte[chunkSize];
+        // Decrypt into a separate buffer rather than in place: GCM wipes its output on failure, and the ciphertext is
+        // still needed to diagnose why a segment failed.
+        var output = new byte[header.SegmentSize];
+        try
+        {
+            var currentLength = await ReadFullAsync(ciphertext, current, chunkSize, ct).ConfigureAwait(false);
+            if (currentLength == 0)
+                throw Integrity("stream-truncated", "no segment follows the header");
+
+            for (long index = 0; ; index++)
+            {
+                // Segments carry no length or last marker on the wire; a full-size segment is the last one exactly
+                // when end of stream follows it, and anything shorter must be the last one.
+                bool last;
+                var nextLength = 0;
+                var fullSize = currentLength == chunkSize;
+                if (!fullSize)
+                {
+                    last = true;
+                }
+                else
+                {
+                    nextLength = await ReadFullAsync(ciphertext, next, chunkSize, ct).ConfigureAwait(false);
+                    last = nextLength == 0;
+                }
+
+                if (index > MaxSegmentIndex)
+                    throw Integrity("too-many-segments", $"the stream has more than {MaxSegmentCount} segments");
+                if (currentLength < TagLength)
+                    throw Integrity("stream-truncated", $"segment {index} is shorter than its {TagLength}-byte tag");
+
+                var segment = current.AsMemory(0, currentLength);
+                if (!cipher.TryOpen((uint)index, last, segment.Span, output))
+                    throw DiagnoseFailure(cipher, (uint)index, last, fullSize, segment.Span, output);
+
+                await plaintext.WriteAsync(output.AsMemory(0, currentLength - TagLength), ct).ConfigureAwait(false);
+                if (last) return header;
+
+                (current, next) = (next, current);
+                currentLength = nextLength;
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(output);
+        }
+    }
+
+    /// <summary>
+    /// Parses the header at the start of <paramref name="prefix"/> without decrypting anything, so a receiver can pick
+    /// the data key. Bytes after the header are ignored. The result is not authenticated until
+    /// <see cref="DecryptAsync"/> succeeds.
+    /// </summary>
+    /// <exception cref="DatasetIntegrityException">The prefix is not a well-formed header, or is too short to hold one.</exception>
+    public static DatasetStreamHeader ReadHeader(ReadOnlySpan<byte> prefix) => ParseHeader(prefix, out _);
+
+    private static async Task<(DatasetStreamHeader Header, byte[] Bytes)> ReadHeaderAsync(Stream ciphertext, CancellationToken ct)
+    {
+        var fixedPart = new byte[FixedHeaderLength];
+        var read = await ReadFullAsync(ciphertext, fixedPart, FixedHeaderLength, ct).ConfigureAwait(false);
+        var keyIdLength = ParseFixedPart(fixedPart.AsSpan(0, read));
+
+        var headerBytes = new byte[HeaderLength(keyIdLength)];
+        fixedPart.CopyTo(headerBytes, 0);
+        var rest = headerBytes.Length - FixedHeaderLength;
+        read = await ciphertext.ReadAtLeastAsync(headerBytes.AsMemory(FixedHeaderLength), rest, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        var header = ParseHeader(headerBytes.AsSpan(0, FixedHeaderLength + read), out _);
+        return (header, headerBytes);
+    }
+
+    // Stream.Read may return fewer bytes than asked (network streams do); only end of stream may cut a read short here.
+    private static async ValueTask<int> ReadFullAsync(Stream stream, byte[] buffer, int count, CancellationToken ct) =>
+        await stream.ReadAtLeastAsync(buffer.AsMemory(0, count), count, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+
+    private static byte[] EncodeHeader(DatasetStreamHeader header, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> noncePrefix)
+    {
+        if (header.SegmentSize is < MinSegmentSize or > MaxSegmentSize)
+            throw new ArgumentOutOfRangeException(nameof(header), header.SegmentSize, $"Segment size must be from {MinSegmentSize} to {MaxSegmentSize} bytes.");
+        if (header.KeyVersion < 0)
+            throw new ArgumentOutOfRangeException(nameof(header), header.KeyVersion, "Key version must be non-negative.");
+        if (string.IsNullOrEmpty(header.KeyId))
+            throw new ArgumentException("Key id must be non-empty.", nameof(header));
+
+        byte[] keyId;
+        try
+        {
+            keyId = StrictUtf8.GetBytes(header.KeyId);
+        }
+        catch (EncoderFallbackException e)
+        {
+            throw new ArgumentException("Key id is not valid Unicode.", nameof(header), e);
+        }
+        if (keyId.Length > ushort.MaxValue)
+            throw new ArgumentException($"Key id must be at most {ushort.MaxValue} UTF-8 bytes.", nameof(header));
+
+        var bytes = new byte[HeaderLength(keyId.Length)];
+        var span = bytes.AsSpan();
+        Magic.CopyTo(span);
+        span[4] = FormatVersion;
+        var wrote = header.DatasetId.TryWriteBytes(span.Slice(5, 16), bigEndian: true, out _);
+        Debug.Assert(wrote);
+        BinaryPrimitives.WriteUInt32BigEndian(span.Slice(21, 4), (uint)header.KeyVersion);
+        BinaryPrimitives.WriteUInt32BigEndian(span.Slice(25, 4), (uint)header.SegmentSize);
+        BinaryPrimitives.WriteUInt16BigEndian(span.Slice(29, 2), (ushort)keyId.Length);
+        keyId.CopyTo(span[FixedHeaderLength..]);
+        salt.CopyTo(span.Slice(FixedHeaderLength + keyId.Length, SaltLength));
+        noncePrefix.CopyTo(span.Slice(FixedHeaderLength + keyId.Length + SaltLength, NoncePrefixLength));
+        return bytes;
+    }
+
+    /// <summary>Checks magic, version and length of the fixed part; returns the key id length.</summary>
+    private static int ParseFixedPart(ReadOnlySpan<byte> data)
+    {
+        // Identify the format before complaining about length, so non-TwinSeal input gets the most useful reason.
+        var magicSeen = Math.Min(data.Length, Magic.Length);
+        if (!data[..magicSeen].SequenceEqual(Magic[..magicSeen]))
+            throw Integrity("bad-magic", "the stream does not start with \"TSDS\"");
+        if (data.Length > 4 && data[4] != FormatVersion)
+            throw Integrity("unsupported-version", $"format version {data[4]} is not supported (expected {FormatVersion})");
+        if (data.Length < FixedHeaderLength)
+            throw Integrity("header-truncated", $"the header needs at least {FixedHeaderLength} bytes, got {data.Length}");
+        return BinaryPrimitives.ReadUInt16BigEndian(data.Slice(29, 2));
+    }
+
+    private static DatasetStreamHeader ParseHeader(ReadOnlySpan<byte> data, out int headerLength)
+    {
+        var keyIdLength = ParseFixedPart(data);
+
+        var datasetId = new Guid(data.Slice(5, 16), bigEndian: true);
+        var keyVersion = BinaryPrimitives.ReadUInt32BigEndian(data.Slice(21, 4));
+        var segmentSize = BinaryPrimitives.ReadUInt32BigEndian(data.Slice(25, 4));
+        if (keyVersion > int.MaxValue)
+            throw Integrity("header-malformed", $"key version {keyVersion} is out of range");
+        // Checked before anything is allocated from it: the header is untrusted until the first segment authenticates.
+        if (segmentSize is < MinSegmentSize or > MaxSegmentSize)
+            throw Integrity("header-malformed", $"segment size {segmentSize} is outside {MinSegmentSize}..{MaxSegmentSize}");
+        if (keyIdLength == 0)
+            throw Integrity("header-malformed", "the key id is empty");
+
+        headerLength = HeaderLength(keyIdLength);
+        if (data.Length < headerLength)
+            throw Integrity("header-truncated", $"the header needs {headerLength} bytes, got {data.Length}");
+
+        string keyId;
+        try
+        {
+            keyId = StrictUtf8.GetString(data.Slice(FixedHeaderLength, keyIdLength));
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new DatasetIntegrityException("header-malformed: the key id is not valid UTF-8", e);
+        }
+
+        return new DatasetStreamHeader(datasetId, keyId, (int)keyVersion, (int)segmentSize);
+    }
+
+    /// <summary>
+    /// Explains a segment that failed to authenticate. The probes only try the other value of the last flag at a
+    /// full-size segment; they are authenticated decryptions whose output is discarded, so they release no plaintext
+    /// and only sharpen the reason (truncation and appended data look like tampering otherwise).
+    /// </summary>
+    private static DatasetIntegrityException DiagnoseFailure(
+        SegmentCipher cipher, uint index, bool last, bool fullSize, ReadOnlySpan<byte> segment, Span<byte> scratch)
+    {
+        if (fullSize && last && cipher.TryOpen(index, last: false, segment, scratch))
+            return Integrity("stream-truncated", $"segment {index} is not the last segment but the stream ends after it");
+        if (fullSize && !last && cipher.TryOpen(index, last: true, segment, scratch))
+            return Integrity("trailing-data", $"data follows the last segment ({index})");
+        var why = index == 0
+            ? "the header or the segment was altered, or the data key is wrong"
+            : "it was altered, dropped, duplicated, reordered, or taken from another stream";
+        return Integrity("segment-authentication-failed", $"segment {index} does not authenticate: {why}");
+    }
+
+    private static DatasetIntegrityException Integrity(string code, string text) => new($"{code}: {text}");
+
+    /// <summary>The per-stream AES-GCM instance plus what every segment's nonce and associated data are built from.</summary>
+    private sealed class SegmentCipher : IDisposable
+    {
+        private const int NonceLength = Aes256Key.NonceLength;
+        private const int AadLength = HashLength + 4 + 1;
+
+        private readonly AesGcm _gcm;
+        private readonly byte[] _noncePrefix;
+        private readonly byte[] _headerHash;
+
+        private SegmentCipher(AesGcm gcm, byte[] noncePrefix, byte[] headerHash)
+        {
+            _gcm = gcm;
+            _noncePrefix = noncePrefix;
+            _headerHash = headerHash;
+        }
+
+        public static SegmentCipher Create(DataKey key, ReadOnlySpan<byte> header)
+        {
+            var saltOffset = header.Length - SaltLength - NoncePrefixLength;
+
+            // info binds the segment key to every header field before the salt (dataset id, key id and version,
+            // segment size), so a stream re-labelled as another dataset or key derives a different key.
+            Span<byte> info = stackalloc byte[KdfLabel.Length + HashLength];
+            KdfLabel.CopyTo(info);
+            SHA256.HashData(header[..saltOffset], info[KdfLabel.Length..]);
+
+            using var segmentKey = SecretBytes.Allocate(Aes256Key.Length);
+            HKDF.DeriveKey(HashAlgorithmName.SHA256, key.Material, segmentKey.Span, header.Slice(saltOffset, SaltLength), info);
+            // AesGcm keeps its own copy of the key, so the derived key is wiped as soon as the instance exists.
+            var gcm = new AesGcm(segmentKey.Span, TagLength);
+
+            // The whole-header hash in every segment's associated data also covers the salt and nonce prefix.
+            return new SegmentCipher(gcm, header[(saltOffset + SaltLength)..].ToArray(), SHA256.HashData(header));
+        }
+
+        /// <summary>Seals <paramref name="length"/> bytes of <paramref name="buffer"/> in place and appends the tag.</summary>
+        public void Seal(uint index, bool last, byte[] buffer, int length)
+        {
+            Span<byte> nonce = stackalloc byte[NonceLength];
+            Span<byte> aad = stackalloc byte[AadLength];
+            Build(index, last, nonce, aad);
+            var data = buffer.AsSpan(0, length);
+            _gcm.Encrypt(nonce, data, data, buffer.AsSpan(length, TagLength), aad);
+        }
+
+        /// <summary>Opens ciphertext ‖ tag into <paramref name="plaintext"/>; false if it does not authenticate.</summary>
+        public bool TryOpen(uint index, bool last, ReadOnlySpan<byte> segment, Span<byte> plaintext)
+        {
+            Span<byte> nonce = stackalloc byte[NonceLength];
+            Span<byte> aad = stackalloc byte[AadLength];
+            Build(index, last, nonce, aad);
+            var ciphertextLength = segment.Length - TagLength;
+            try
+            {
+                _gcm.Decrypt(nonce, segment[..ciphertextLength], segment[ciphertextLength..], plaintext[..ciphertextLength], aad);
+                return true;
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                return false;
+            }
+        }
+
+        // The index and last flag go into both the nonce (so no two segments of a stream share one) and the
+        // associated data (so a reader's idea of a segment's position and finality must match the writer's).
+        private void Build(uint index, bool last, Span<byte> nonce, Span<byte> aad)
+        {
+            _noncePrefix.CopyTo(nonce);
+            BinaryPrimitives.WriteUInt32BigEndian(nonce.Slice(NoncePrefixLength, 4), index);
+            nonce[NoncePrefixLength + 4] = last ? (byte)1 : (byte)0;
+
+            _headerHash.CopyTo(aad);
+            BinaryPrimitives.WriteUInt32BigEndian(aad.Slice(HashLength, 4), index);
+            aad[HashLength + 4] = last ? (byte)1 : (byte)0;
+        }
+
+        public void Dispose() => _gcm.Dispose();
+    }
+}

@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using TwinSeal.Kms.Store;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Audit;
+
+/// <summary>
+/// Append-only, hash-chained audit log. Each record's hash covers the previous record's hash and all of its
+/// own fields, so editing, deleting or reordering any record breaks the chain from that record on.
+/// Records are appended inside the same transaction as the decision they describe.
+/// </summary>
+public static class AuditLog
+{
+    /// <summary>The previous-hash of the first record.</summary>
+    public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    /// <summary>Appends a record in the caller's transaction.</summary>
+    public static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail)
+    {
+        long prevSeq = 0;
+        var prevHash = Genesis;
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+        using (var r = cmd.ExecuteReader())
+        {
+            if (r.Read())
+            {
+                prevSeq = r.GetInt64(0);
+                prevHash = r.GetString(1);
+            }
+        }
+        var seq = prevSeq + 1;
+        var ms = at.ToUnixTimeMilliseconds();
+        var hash = Hash(seq, ms, evt, keyId, actor, detail, prevHash);
+        KmsDatabase.Execute(c, tx, "INSERT INTO audit(seq, at, event, key_id, actor, detail, prev_hash, hash) VALUES($s,$a,$e,$k,$p,$d,$ph,$h)",
+            ("$s", seq), ("$a", ms), ("$e", evt), ("$k", keyId), ("$p", actor), ("$d", detail), ("$ph", prevHash), ("$h", hash));
+    }
+
+    /// <summary>Reads records after <paramref name="afterSequence"/>.</summary>
+    public static IReadOnlyList<AuditRecord> Read(SqliteConnection c, long afterSequence, int limit)
+    {
+        var list = new List<AuditRecord>();
+        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash FROM audit WHERE seq > $after ORDER BY seq LIMIT $limit",
+            ("$after", afterSequence), ("$limit", limit));
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            list.Add(new AuditRecord(r.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)), r.GetString(2),
+                r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7)));
+        }
+        return list;
+    }
+
+    /// <summary>Walks the whole chain and names the first record that does not check.</summary>
+    public static AuditVerification Verify(SqliteConnection c)
+    {
+        var expectedPrev = Genesis;
+        long expectedSeq = 1, count = 0;
+        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash FROM audit ORDER BY seq");
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            var seq = r.GetInt64(0);
+            var prev = r.GetString(6);
+            var stored = r.GetString(7);
+            if (seq != expectedSeq)
+                return new AuditVerification(false, count, expectedSeq, $"record {expectedSeq} is missing (next is {seq})");
+            if (prev != expectedPrev)
+                return new AuditVerification(false, count, seq, $"record {seq} does not link to record {seq - 1}");
+            var actual = Hash(seq, r.GetInt64(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5), prev);
+            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(stored)))
+                return new AuditVerification(false, count, seq, $"record {seq} was altered: its content does not match its hash");
+            expectedPrev = stored;
+            expectedSeq++;
+            count++;
+        }
+        return new AuditVerification(true, count, null, null);
+    }
+
+    private static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash)
+    {
+        // Length-prefixed fields, so no choice of field contents can make two records hash the same input.
+        var sb = new StringBuilder("twinseal-audit-v1");
+        foreach (var f in new[] { seq.ToString(CultureInfo.InvariantCulture), atMs.ToString(CultureInfo.InvariantCulture), evt, keyId ?? "\u2400", actor ?? "\u2400", detail, prevHash })
+            sb.Append('\n').Append(f.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(f);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
+    }
+}

@@ -1,0 +1,219 @@
+using Microsoft.Data.Sqlite;
+using TwinSeal.Kms.Audit;
+using TwinSeal.Kms.Store;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Authority;
+
+/// <summary>
+/// Usage authority, operation authority and change method of each key (S5–S9). Every change, the first one
+/// included, is a proposal naming the version it replaces; it applies when the change method's approvals are in
+/// and that version is still current, in one transaction (compare-and-swap), and is refused otherwise.
+/// </summary>
+public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOptions options)
+{
+    /// <summary>Supported computations.</summary>
+    public static readonly IReadOnlySet<string> Computations = new HashSet<string>(StringComparer.Ordinal) { "secure-match" };
+
+    /// <summary>The current authority of a key, or null when none has been set.</summary>
+    public AuthorityInfo? Current(string keyId) => db.Read(c => Current(c, null, keyId));
+
+    /// <summary>The current authority inside a transaction, or null.</summary>
+    public static AuthorityInfo? Current(SqliteConnection c, SqliteTransaction? tx, string keyId)
+    {
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT version, policy, policy_hash FROM authorities WHERE key_id = $k ORDER BY version DESC LIMIT 1", ("$k", keyId));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        var policy = ProtocolJson.Parse<AuthorityPolicy>((byte[])r[1], "stored policy");
+        return new AuthorityInfo(keyId, r.GetInt32(0), r.GetString(2), policy);
+    }
+
+    /// <summary>Records a proposal by <paramref name="proposer"/> (whose signature counts as approval) and applies it if that already meets the rule.</summary>
+    public async Task<ProposalStatus> ProposeAsync(string keyId, string proposer, ChangeProposal proposal)
+    {
+        var policy = PolicyDocument.Canonicalise(proposal.Policy);
+        proposal = proposal with { Policy = policy };
+        var hash = PolicyDocument.ProposalHash(keyId, proposal);
+        var now = clock.GetUtcNow();
+        var id = "prop-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        return await db.WriteAsync((c, tx) =>
+        {
+            var key = KeyStore.Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
+            if (key.State != "active") throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
+            var current = Current(c, tx, keyId);
+            var required = RequiredApprovers(c, tx, keyId, key, current, policy, proposer);
+            if (proposal.BaseVersion != (current?.Version ?? 0))
+                throw KmsException.Conflict("stale-base-version", $"The proposal replaces version {proposal.BaseVersion}, but the current version is {current?.Version ?? 0}.");
+            ValidatePolicy(c, tx, policy);
+            KmsDatabase.Execute(c, tx, """
+                INSERT INTO proposals(proposal_id, key_id, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
+                VALUES($id,$k,$b,$body,$h,$p,$t,$e,'pending')
+                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer),
+                ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer), ("$t", now.ToUnixTimeMilliseconds()));
+            AuditLog.Append(c, tx, now, "authority-proposed", keyId, proposer, $"proposal {id} hash {hash} replaces version {proposal.BaseVersion}; needs {string.Join(", ", required)}");
+            return TryApply(c, tx, id, now);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Adds <paramref name="approver"/>'s approval (counted once however often it is sent) and applies the proposal if the rule is met.</summary>
+    public async Task<ProposalStatus> ApproveAsync(string keyId, string proposalId, string approver, Approval approval)
+    {
+        var now = clock.GetUtcNow();
+        return await db.WriteAsync((c, tx) =>
+        {
+            var p = LoadProposal(c, tx, keyId, proposalId);
+            if (!string.Equals(p.Hash, approval.ProposalHash, StringComparison.OrdinalIgnoreCase))
+                throw KmsException.Conflict("proposal-hash-mismatch", "The approval names a different proposal hash: re-read the proposal before approving.");
+            if (p.Status == "applied") return Status(c, tx, proposalId);
+            if (p.Status != "pending") throw KmsException.Conflict("proposal-closed", $"Proposal {proposalId} is {p.Status}.");
+            if (now > p.ExpiresAt)
+            {
+                Close(c, tx, proposalId, "expired");
+                AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"proposal {proposalId} expired at {p.ExpiresAt:O}");
+                throw KmsException.Conflict("proposal-expired", $"Proposal {proposalId} expired at {p.ExpiresAt:O}.").Recorded();
+            }
+            var required = Required(c, tx, proposalId);
+            if (!required.Contains(approver))
+            {
+                AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"approval of {proposalId} by a party outside the operation authority");
+                throw KmsException.Forbidden("not-an-operator", $"Party '{approver}' is not in the operation authority for this change.").Recorded();
+            }
+            var added = KmsDatabase.Execute(c, tx, "INSERT OR IGNORE INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)",
+                ("$id", proposalId), ("$p", approver), ("$t", now.ToUnixTimeMilliseconds()));
+            if (added > 0) AuditLog.Append(c, tx, now, "authority-approved", keyId, approver, $"proposal {proposalId} hash {p.Hash}");
+            return TryApply(c, tx, proposalId, now);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Where a proposal stands.</summary>
+    public ProposalStatus Get(string keyId, string proposalId) => db.Read(c =>
+    {
+        LoadProposal(c, null, keyId, proposalId);
+        return Status(c, null, proposalId);
+    });
+
+    private List<string> RequiredApprovers(SqliteConnection c, SqliteTransaction tx, string keyId, KeyInfo key, AuthorityInfo? current, AuthorityPolicy proposed, string proposer)
+    {
+        var now = clock.GetUtcNow();
+        if (current is null)
+        {
+            // The first authority binds everyone it names as operator, so all of them must consent; only the key's creator may open it.
+            if (proposer != key.CreatedBy)
+            {
+                AuditLog.Append(c, tx, now, "authority-refused", keyId, proposer, "first authority proposed by a party other than the key's creator");
+                throw KmsException.Forbidden("not-key-creator", $"Only the key's creator ('{key.CreatedBy}') may propose its first authority.").Recorded();
+            }
+            if (!proposed.Operators.Contains(proposer))
+                throw KmsException.BadRequest("invalid-policy", "The proposer must be one of the policy's operators.");
+            return proposed.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+        }
+        if (current.Policy.ChangeMethod == ChangeMethod.Immutable)
+        {
+            AuditLog.Append(c, tx, now, "authority-refused", keyId, proposer, $"change of immutable authority version {current.Version}");
+            throw KmsException.Conflict("authority-immutable", $"Key '{keyId}' has an immutable authority (version {current.Version}); it cannot be changed, only deleted.").Recorded();
+        }
+        if (!current.Policy.Operators.Contains(proposer))
+        {
+            AuditLog.Append(c, tx, now, "authority-refused", keyId, proposer, "proposal by a party outside the operation authority");
+            throw KmsException.Forbidden("not-an-operator", $"Party '{proposer}' is not in the operation authority of key '{keyId}'.").Recorded();
+        }
+        return current.Policy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+    }
+
+    private static void ValidatePolicy(SqliteConnection c, SqliteTransaction tx, AuthorityPolicy p)
+    {
+        static KmsException Bad(string m) => KmsException.BadRequest("invalid-policy", m);
+        if (p.Operators.Count == 0) throw Bad("The operation authority must name at least one party.");
+        if (p.Usage.Count == 0) throw Bad("The usage authority must name at least one party.");
+        foreach (var party in p.Operators.Concat(p.Usage.Select(u => u.PartyId)).Append(p.Output.Recipient).Distinct())
+        {
+            PartyRegistry.ValidateId(party);
+            if (PartyRegistry.Find(c, tx, party) is null) throw Bad($"Party '{party}' is not registered with this KMS.");
+        }
+        if (p.Usage.Select(u => u.PartyId).Distinct().Count() != p.Usage.Count) throw Bad("A party appears twice in the usage authority.");
+        foreach (var g in p.Usage)
+        {
+            var rv = g.ReferenceValues;
+            if (rv.Measurements.Count == 0) throw Bad($"Party '{g.PartyId}' has no accepted app measurement.");
+            if (rv.Measurements.Any(m => m.Length != 96 || !m.All(Uri.IsHexDigit))) throw Bad($"Measurements of '{g.PartyId}' must be 96 hex digits (SHA-384).");
+            if (string.IsNullOrWhiteSpace(rv.Platform)) throw Bad($"Party '{g.PartyId}' has no platform.");
+        }
+        if (!Computations.Contains(p.Output.Computation)) throw Bad($"Unknown computation '{p.Output.Computation}' (known: {string.Join(", ", Computations)}).");
+        if (string.IsNullOrWhiteSpace(p.Output.KeyColumn)) throw Bad("The output policy must name the key column.");
+        if (!p.Usage.Any(u => u.PartyId == p.Output.Recipient)) throw Bad("The result's recipient must be in the usage authority.");
+    }
+
+    private static ProposalStatus TryApply(SqliteConnection c, SqliteTransaction tx, string proposalId, DateTimeOffset now)
+    {
+        var status = Status(c, tx, proposalId);
+        if (status.Status != "pending" || !status.Required.All(status.ApprovedBy.Contains)) return status;
+        var current = Current(c, tx, status.KeyId);
+        if ((current?.Version ?? 0) != status.BaseVersion)
+        {
+            Close(c, tx, proposalId, "stale");
+            AuditLog.Append(c, tx, now, "authority-refused", status.KeyId, null, $"proposal {proposalId} replaces version {status.BaseVersion}, current is {current?.Version ?? 0}");
+            throw KmsException.Conflict("stale-base-version", $"The proposal replaces version {status.BaseVersion}, but the current version is {current?.Version ?? 0}; propose again against the current version.").Recorded();
+        }
+        byte[] body;
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT body FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
+            body = (byte[])cmd.ExecuteScalar()!;
+        var policy = ProtocolJson.Parse<ChangeProposal>(body, "stored proposal").Policy;
+        var version = status.BaseVersion + 1;
+        var policyHash = PolicyDocument.Hash(policy);
+        // The primary key (key_id, version) makes a concurrent second apply of the same version fail instead of forking history.
+        KmsDatabase.Execute(c, tx, "INSERT INTO authorities(key_id, version, policy, policy_hash, applied_at, proposal_id) VALUES($k,$v,$p,$h,$t,$id)",
+            ("$k", status.KeyId), ("$v", version), ("$p", ProtocolJson.Canonical(policy)), ("$h", policyHash), ("$t", now.ToUnixTimeMilliseconds()), ("$id", proposalId));
+        KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied', applied_version = $v WHERE proposal_id = $id", ("$v", version), ("$id", proposalId));
+        AuditLog.Append(c, tx, now, "authority-set", status.KeyId, string.Join(",", status.ApprovedBy),
+            $"version {version} policy {policyHash} change method {policy.ChangeMethod} from proposal {proposalId}");
+        return Status(c, tx, proposalId);
+    }
+
+    private static void Close(SqliteConnection c, SqliteTransaction tx, string id, string status)
+        => KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = $s WHERE proposal_id = $id", ("$s", status), ("$id", id));
+
+    private sealed record ProposalRow(string KeyId, string Hash, string Status, DateTimeOffset ExpiresAt);
+
+    private static ProposalRow LoadProposal(SqliteConnection c, SqliteTransaction? tx, string keyId, string proposalId)
+    {
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, status, expires_at FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read() || r.GetString(0) != keyId) throw KmsException.NotFound("proposal-not-found", $"No proposal '{proposalId}' for key '{keyId}'.");
+        return new ProposalRow(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)));
+    }
+
+    private static List<string> Required(SqliteConnection c, SqliteTransaction? tx, string proposalId)
+    {
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        var keyId = r.GetString(0);
+        var baseVersion = r.GetInt32(1);
+        if (baseVersion == 0)
+            return ProtocolJson.Parse<ChangeProposal>((byte[])r[2], "stored proposal").Policy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+        using var cmd2 = KmsDatabase.Command(c, tx, "SELECT policy FROM authorities WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", baseVersion));
+        var basePolicy = cmd2.ExecuteScalar() as byte[];
+        // The operators of the version being replaced decide; if that version vanished the proposal is stale anyway.
+        return basePolicy is null ? [] : ProtocolJson.Parse<AuthorityPolicy>(basePolicy, "stored policy").Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+    }
+
+    private static ProposalStatus Status(SqliteConnection c, SqliteTransaction? tx, string proposalId)
+    {
+        string keyId, hash, status;
+        int baseVersion;
+        int? applied;
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
+        using (var r = cmd.ExecuteReader())
+        {
+            r.Read();
+            keyId = r.GetString(0); hash = r.GetString(1); baseVersion = r.GetInt32(2); status = r.GetString(3);
+            applied = r.IsDBNull(4) ? null : r.GetInt32(4);
+        }
+        var approved = new List<string>();
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT party_id FROM approvals WHERE proposal_id = $id ORDER BY party_id", ("$id", proposalId)))
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) approved.Add(r.GetString(0));
+        return new ProposalStatus(proposalId, keyId, hash, baseVersion, status, approved, Required(c, tx, proposalId), applied);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using TwinSeal.Crypto;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Http;
+
+/// <summary>
+/// The web host shared by the KMS and the party hosts: Kestrel on loopback only, HTTPS with the service's
+/// self-signed identity, a body-size limit, and every error as RFC 9457 problem+json without stack traces.
+/// </summary>
+public static class HttpsLoopbackHost
+{
+    /// <summary>Creates a builder listening on 127.0.0.1:<paramref name="port"/> (0 = any free port) with <paramref name="certificate"/>.</summary>
+    public static WebApplicationBuilder CreateBuilder(X509Certificate2 certificate, int port, long maxBodyBytes, LogLevel minimumLogLevel = LogLevel.Warning)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(minimumLogLevel);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = maxBodyBytes;
+            k.Listen(IPAddress.Loopback, port, l =>
+            {
+                l.Protocols = HttpProtocols.Http1AndHttp2;
+                l.UseHttps(certificate);
+            });
+        });
+        builder.Services.AddProblemDetails();
+        return builder;
+    }
+
+    /// <summary>Adds the error-to-problem middleware; call first.</summary>
+    public static void UseProblemResponses(this WebApplication app)
+    {
+        app.Use(async (ctx, next) =>
+        {
+            try
+            {
+                await next(ctx).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!ctx.Response.HasStarted)
+            {
+                var (status, code, detail) = Classify(e);
+                if (status >= 500)
+                    app.Logger.LogError(e, "Unhandled error on {Path}", ctx.Request.Path);
+                await WriteProblemAsync(ctx, status, code, detail).ConfigureAwait(false);
+            }
+        });
+        app.UseStatusCodePages(async sc =>
+        {
+            var ctx = sc.HttpContext;
+            if (ctx.Response.ContentLength is null && ctx.Response.ContentType is null)
+                await WriteProblemAsync(ctx, ctx.Response.StatusCode, ctx.Response.StatusCode == 404 ? "not-found" : "http-error",
+                    ctx.Response.StatusCode == 404 ? $"No endpoint at {ctx.Request.Method} {ctx.Request.Path}." : "The request was not accepted.").ConfigureAwait(false);
+        });
+    }
+
+    private static (int Status, string Code, string Detail) Classify(Exception e) => e switch
+    {
+        KmsException k => (k.Status, k.Code, k.Message),
+        ProtocolException p => (400, p.Code, p.Message),
+        Microsoft.AspNetCore.Http.BadHttpRequestException b when b.StatusCode == StatusCodes.Status413PayloadTooLarge => (413, "body-too-large", "The request body is larger than this service accepts."),
+        Microsoft.AspNetCore.Http.BadHttpRequestException b => (b.StatusCode, "bad-request", "The request could not be read."),
+        JsonException => (400, "malformed-request", "The request body is not valid JSON for this endpoint."),
+        OperationCanceledException => (499, "cancelled", "The request was cancelled."),
+        _ => (500, "internal-error", "The service failed to handle this request; the failure was logged. No state was changed unless the response said so."),
+    };
+
+    /// <summary>Writes an RFC 9457 problem with a stable <c>code</c> member.</summary>
+    public static Task WriteProblemAsync(HttpContext ctx, int status, string code, string detail, IDictionary<string, object?>? extra = null)
+    {
+        ctx.Response.Clear();
+        ctx.Response.StatusCode = status;
+        var body = new Dictionary<string, object?>
+        {
+            ["type"] = $"https://twinseal.invalid/problems/{code}",
+            ["title"] = ReasonTitle(status),
+            ["status"] = status,
+            ["detail"] = detail,
+            ["code"] = code,
+        };
+        if (extra is not null) foreach (var (k, v) in extra) body[k] = v;
+        ctx.Response.ContentType = "application/problem+json";
+        return ctx.Response.WriteAsync(JsonSerializer.Serialize(body, ProtocolJson.Options));
+    }
+
+    private static string ReasonTitle(int status) => status switch
+    {
+        400 => "Bad request",
+        401 => "Not authenticated",
+        403 => "Refused",
+        404 => "Not found",
+        405 => "Method not allowed",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Body too large",
+        415 => "Unsupported media type",
+        _ => status >= 500 ? "Service error" : "Request not accepted",
+    };
+
+    /// <summary>Reads the whole body, at most <paramref name="max"/> bytes.</summary>
+    public static async Task<byte[]> ReadBodyAsync(HttpRequest request, long max)
+    {
+        if (request.ContentLength > max) throw new KmsException(413, "body-too-large", $"The request body is larger than {max} bytes.");
+        using var ms = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted).ConfigureAwait(false)) > 0)
+        {
+            if (ms.Length + n > max) throw new KmsException(413, "body-too-large", $"The request body is larger than {max} bytes.");
+            ms.Write(buffer, 0, n);
+        }
+        return ms.ToArray();
+    }
+
+    /// <summary>Parses a JSON body, refusing a missing or non-JSON content type.</summary>
+    public static T ParseJson<T>(HttpRequest request, byte[] body, string what)
+    {
+        if (body.Length == 0) throw KmsException.BadRequest("malformed-request", $"{what}: the body is empty.");
+        return ProtocolJson.Parse<T>(body, what);
+    }
+
+    /// <summary>The service's HTTPS endpoint once started.</summary>
+    public static ServiceEndpoint Endpoint(WebApplication app, X509Certificate2 certificate)
+    {
+        var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var port = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)).Port;
+        return new ServiceEndpoint($"https://127.0.0.1:{port}", TlsIdentity.Fingerprint(certificate));
+    }
+}

@@ -1,0 +1,110 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using TwinSeal.Kms.Release;
+using TwinSeal.Kms.Store;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Http;
+
+/// <summary>The KMS API under <c>/kms/v1</c>. Mounted by the standalone KMS and by a party host that runs the KMS in its device.</summary>
+public static class KmsEndpoints
+{
+    /// <summary>Route prefix of the KMS API.</summary>
+    public const string Prefix = "/kms/v1";
+
+    /// <summary>Maps every KMS endpoint onto <paramref name="routes"/>.</summary>
+    public static void MapKms(this IEndpointRouteBuilder routes, KmsService kms)
+    {
+        var g = routes.MapGroup(Prefix).WithTags("KMS");
+        var max = kms.Options.MaxRequestBodyBytes;
+
+        g.MapPost("/parties", async (HttpRequest req) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var reg = HttpsLoopbackHost.ParseJson<PartyRegistration>(req, body, "party registration");
+            // Proof of possession: the registration is signed by the key it registers.
+            await kms.Authenticator.AuthenticateAsync(req, body, id => id == reg.PartyId ? new PartyInfo(reg.PartyId, reg.PublicKey, "") : null);
+            return Results.Json(await kms.Parties.RegisterAsync(reg), ProtocolJson.Options);
+        }).Accepts<PartyRegistration>("application/json").Produces<PartyInfo>().WithSummary("Register a party's long-term public key (signed by that key).");
+
+        g.MapGet("/parties/{partyId}", (string partyId) =>
+            Results.Json(kms.Parties.Find(partyId) ?? throw KmsException.NotFound("party-not-found", $"No party '{partyId}'."), ProtocolJson.Options))
+            .Produces<PartyInfo>().WithSummary("Read a registered party.");
+
+        g.MapPost("/keys", async (HttpRequest req) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            var create = HttpsLoopbackHost.ParseJson<KeyCreateRequest>(req, body, "key creation");
+            var info = await kms.Keys.CreateAsync(party, create.Label);
+            return Results.Json(info, ProtocolJson.Options, statusCode: 201);
+        }).Accepts<KeyCreateRequest>("application/json").Produces<KeyInfo>(201).WithSummary("S1–S4: create a KEK and a data key (signed).");
+
+        g.MapGet("/keys/{keyId}", (string keyId) => Results.Json(kms.Keys.Get(keyId), ProtocolJson.Options))
+            .Produces<KeyInfo>().WithSummary("Describe a key (never its material).");
+
+        g.MapDelete("/keys/{keyId}", async (HttpRequest req, string keyId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            return Results.Json(await kms.Deletion.DeleteAsync(keyId, party), ProtocolJson.Options);
+        }).Produces<KeyInfo>().WithSummary("Delete a key for good (signed by an operator).");
+
+        g.MapGet("/keys/{keyId}/authority", (string keyId) =>
+        {
+            kms.Keys.Get(keyId);
+            return Results.Json(kms.Authority.Current(keyId) ?? throw KmsException.NotFound("authority-not-set", $"Key '{keyId}' has no authority yet."), ProtocolJson.Options);
+        }).Produces<AuthorityInfo>().WithSummary("Read a key's current authority.");
+
+        g.MapPost("/keys/{keyId}/proposals", async (HttpRequest req, string keyId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            var proposal = HttpsLoopbackHost.ParseJson<ChangeProposal>(req, body, "change proposal");
+            return Results.Json(await kms.Authority.ProposeAsync(keyId, party, proposal), ProtocolJson.Options, statusCode: 201);
+        }).Accepts<ChangeProposal>("application/json").Produces<ProposalStatus>(201).WithSummary("S5–S9: propose an authority (signed; counts as the proposer's approval).");
+
+        g.MapGet("/keys/{keyId}/proposals/{proposalId}", (string keyId, string proposalId) =>
+            Results.Json(kms.Authority.Get(keyId, proposalId), ProtocolJson.Options)).Produces<ProposalStatus>().WithSummary("Read a proposal's status.");
+
+        g.MapPost("/keys/{keyId}/proposals/{proposalId}/approvals", async (HttpRequest req, string keyId, string proposalId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            var approval = HttpsLoopbackHost.ParseJson<Approval>(req, body, "approval");
+            return Results.Json(await kms.Authority.ApproveAsync(keyId, proposalId, party, approval), ProtocolJson.Options);
+        }).Accepts<Approval>("application/json").Produces<ProposalStatus>().WithSummary("Approve a proposal (signed by an operator).");
+
+        g.MapPost("/nonces", async () => Results.Json(await kms.Nonces.IssueAsync(), ProtocolJson.Options))
+            .Produces<NonceResponse>().WithSummary("S15: a fresh single-use nonce for evidence.");
+
+        g.MapPost("/key-use", async (HttpContext ctx) =>
+        {
+            var req = ctx.Request;
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            var use = HttpsLoopbackHost.ParseJson<KeyUseRequest>(req, body, "key-use request");
+            try
+            {
+                return Results.Json(await kms.Release.ReleaseAsync(party, use), ProtocolJson.Options);
+            }
+            catch (KeyUseRefusedException e)
+            {
+                var code = KeyRelease.Code(e.Refusal);
+                await HttpsLoopbackHost.WriteProblemAsync(ctx, 403, code, $"Key not released: {e.Message}.", new Dictionary<string, object?> { ["refusal"] = code });
+                return Results.Empty;
+            }
+        }).Accepts<KeyUseRequest>("application/json").Produces<KeyUseResponse>().ProducesProblem(403)
+          .WithSummary("S17–S21 / S27–S31: release the data key to an attested enclave (signed by the party).");
+
+        g.MapGet("/audit", (long? after, int? limit) =>
+            Results.Json(kms.Database.Read(c => Audit.AuditLog.Read(c, after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000))), ProtocolJson.Options))
+            .Produces<AuditRecord[]>().WithSummary("Read the audit log.");
+
+        g.MapGet("/audit/verify", () => Results.Json(kms.Database.Read(Audit.AuditLog.Verify), ProtocolJson.Options))
+            .Produces<AuditVerification>().WithSummary("Check the audit hash chain.");
+
+        g.MapGet("/health", () => Results.Json(new { status = "ok", simulatedEvidence = kms.Options.AcceptSimulatedEvidence }, ProtocolJson.Options)).WithSummary("Liveness.");
+    }
+}

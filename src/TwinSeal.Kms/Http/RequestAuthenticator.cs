@@ -1,0 +1,63 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using TwinSeal.Crypto;
+using TwinSeal.Kms.Store;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Http;
+
+/// <summary>
+/// Checks the party signature on an administrative request (see <see cref="SignedRequest"/>): known party,
+/// timestamp within the allowed skew, signature over method, path, timestamp, request id and body,
+/// and a request id never seen before from that party.
+/// </summary>
+public sealed class RequestAuthenticator(KmsDatabase db, TimeProvider clock)
+{
+    /// <summary>Authenticates against the registered key of the named party; returns the party id.</summary>
+    public Task<string> AuthenticateAsync(HttpRequest request, byte[] body)
+        => AuthenticateAsync(request, body, partyId => db.Read(c => PartyRegistry.Find(c, null, partyId)));
+
+    /// <summary>Authenticates against a key supplied by <paramref name="lookup"/> (used for self-registration).</summary>
+    public async Task<string> AuthenticateAsync(HttpRequest request, byte[] body, Func<string, PartyInfo?> lookup)
+    {
+        var party = Header(request, SignedRequest.PartyHeader);
+        var timestamp = Header(request, SignedRequest.TimestampHeader);
+        var requestId = Header(request, SignedRequest.RequestIdHeader);
+        var signature = Header(request, SignedRequest.SignatureHeader);
+        if (party is null || timestamp is null || requestId is null || signature is null)
+            throw KmsException.Unauthenticated("unsigned-request", $"This request must be signed by a party ({SignedRequest.PartyHeader}, {SignedRequest.TimestampHeader}, {SignedRequest.RequestIdHeader}, {SignedRequest.SignatureHeader} headers).");
+        if (!long.TryParse(timestamp, NumberStyles.None, CultureInfo.InvariantCulture, out var unix))
+            throw KmsException.Unauthenticated("bad-signature", "The signature timestamp is not Unix seconds.");
+        if (requestId.Length is < 16 or > 64)
+            throw KmsException.Unauthenticated("bad-signature", "The request id must be 16–64 characters.");
+        var info = lookup(party) ?? throw KmsException.Unauthenticated("unknown-party", $"Party '{party}' is not registered with this KMS.");
+        byte[] sig;
+        try
+        {
+            sig = System.Buffers.Text.Base64Url.DecodeFromChars(signature);
+        }
+        catch (FormatException)
+        {
+            throw KmsException.Unauthenticated("bad-signature", "The signature is not base64url.");
+        }
+        var input = SignedRequest.SigningInput(request.Method, request.Path + request.QueryString, party, unix, requestId, body);
+        if (!PartyPublicKey.FromSubjectPublicKeyInfo(info.PublicKey).Verify(input, sig))
+            throw KmsException.Unauthenticated("bad-signature", $"The signature does not verify with party '{party}''s registered key.");
+        var now = clock.GetUtcNow();
+        var signedAt = DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(unix, 0, 253402300799));
+        if ((now - signedAt).Duration() > SignedRequest.MaxClockSkew)
+            throw KmsException.Unauthenticated("stale-request", $"The request was signed at {signedAt:O}, more than {SignedRequest.MaxClockSkew.TotalMinutes} minutes from the KMS clock ({now:O}).");
+        await db.WriteAsync((c, tx) =>
+        {
+            // Ids older than twice the skew can go: a replay that old is refused as stale anyway.
+            KmsDatabase.Execute(c, tx, "DELETE FROM request_ids WHERE seen_at < $old", ("$old", (now - 2 * SignedRequest.MaxClockSkew).ToUnixTimeMilliseconds()));
+            var inserted = KmsDatabase.Execute(c, tx, "INSERT OR IGNORE INTO request_ids(party_id, request_id, seen_at) VALUES($p,$r,$t)",
+                ("$p", party), ("$r", requestId), ("$t", now.ToUnixTimeMilliseconds()));
+            if (inserted == 0) throw KmsException.Unauthenticated("replayed-request", $"Request id '{requestId}' from party '{party}' was already used.");
+            return 0;
+        }).ConfigureAwait(false);
+        return party;
+    }
+
+    private static string? Header(HttpRequest r, string name) => r.Headers.TryGetValue(name, out var v) && v.Count == 1 ? v[0] : null;
+}

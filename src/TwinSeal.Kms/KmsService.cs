@@ -1,0 +1,63 @@
+using System.Security.Cryptography.X509Certificates;
+using TwinSeal.Attestation;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Crypto;
+using TwinSeal.Kms.Authority;
+using TwinSeal.Kms.Http;
+using TwinSeal.Kms.Release;
+using TwinSeal.Kms.Store;
+
+namespace TwinSeal.Kms;
+
+/// <summary>One KMS instance: its store, master key, verifiers and the services built on them.</summary>
+public sealed class KmsService : IDisposable
+{
+    private readonly MasterKey _master;
+
+    /// <summary>Opens the KMS state in <see cref="KmsOptions.DataDirectory"/>, creating it on first start.</summary>
+    public KmsService(KmsOptions options, TimeProvider? clock = null)
+    {
+        clock ??= TimeProvider.System;
+        Options = options;
+        Directory.CreateDirectory(options.DataDirectory);
+        Database = new KmsDatabase(Path.Combine(options.DataDirectory, "kms.sqlite"));
+        _master = MasterKeyFile.LoadOrCreate(options.DataDirectory);
+        var roots = new X509Certificate2Collection();
+        foreach (var path in options.TrustedSimulatedRoots)
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"Trusted simulated-platform root '{path}' does not exist.", path);
+            roots.Add(X509Certificate2.CreateFromPemFile(path));
+        }
+        var verifiers = new Dictionary<string, IEvidenceVerifier>(StringComparer.Ordinal);
+        if (options.AcceptSimulatedEvidence) verifiers[SimClaims.PlatformTag] = new SimEvidenceVerifier(roots, clock);
+        Keys = new KeyStore(Database, _master, clock);
+        Parties = new PartyRegistry(Database, clock);
+        Authority = new AuthorityService(Database, clock, options);
+        Nonces = new NonceIssuer(Database, clock, options);
+        Release = new KeyRelease(Database, Keys, Nonces, verifiers, options, clock);
+        Deletion = new KeyDeletion(Database, clock);
+        Authenticator = new RequestAuthenticator(Database, clock);
+    }
+
+    /// <summary>Configuration.</summary>
+    public KmsOptions Options { get; }
+    /// <summary>The store.</summary>
+    public KmsDatabase Database { get; }
+    /// <summary>Key creation and the wrapped key material.</summary>
+    public KeyStore Keys { get; }
+    /// <summary>Registered parties.</summary>
+    public PartyRegistry Parties { get; }
+    /// <summary>Authority documents, proposals and approvals.</summary>
+    public AuthorityService Authority { get; }
+    /// <summary>Evidence nonces.</summary>
+    public NonceIssuer Nonces { get; }
+    /// <summary>Key release to attested enclaves.</summary>
+    public KeyRelease Release { get; }
+    /// <summary>Key deletion.</summary>
+    public KeyDeletion Deletion { get; }
+    /// <summary>Signed-request checks.</summary>
+    public RequestAuthenticator Authenticator { get; }
+
+    /// <inheritdoc />
+    public void Dispose() => _master.Dispose();
+}

@@ -1,0 +1,90 @@
+using Microsoft.Data.Sqlite;
+using TwinSeal.Crypto;
+using TwinSeal.Kms.Audit;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Store;
+
+/// <summary>
+/// Where a data key is born and kept (S1–S4): a fresh KEK sealed by the master key, and the data key stored
+/// only as AES-256-GCM(KEK, dataKey, aad = keyId ‖ version). Plaintext keys exist only inside
+/// <see cref="WithDataKey{T}"/> and are zeroed when it returns.
+/// </summary>
+public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider clock)
+{
+    /// <summary>Creates a key for <paramref name="createdBy"/>.</summary>
+    public async Task<KeyInfo> CreateAsync(string createdBy, string? label)
+    {
+        if (label is { Length: > 200 }) throw KmsException.BadRequest("invalid-label", "A key label is at most 200 characters.");
+        var keyId = "key-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
+        var now = clock.GetUtcNow();
+        using var kek = KeyEncryptionKey.Generate();
+        using var dataKey = DataKey.Generate();
+        var sealedKek = master.SealKek(kek, keyId);
+        var wrapped = kek.WrapDataKey(dataKey, keyId, 1);
+        await db.WriteAsync((c, tx) =>
+        {
+            KmsDatabase.Execute(c, tx, "INSERT INTO keys(key_id, label, created_by, created_at, state, sealed_kek, current_version) VALUES($k,$l,$p,$t,'active',$s,1)",
+                ("$k", keyId), ("$l", label), ("$p", createdBy), ("$t", now.ToUnixTimeMilliseconds()), ("$s", sealedKek));
+            KmsDatabase.Execute(c, tx, "INSERT INTO data_keys(key_id, version, wrapped, created_at) VALUES($k,1,$w,$t)",
+                ("$k", keyId), ("$w", wrapped), ("$t", now.ToUnixTimeMilliseconds()));
+            AuditLog.Append(c, tx, now, "key-created", keyId, createdBy, "data key version 1 generated and wrapped under a new KEK");
+            return 0;
+        }).ConfigureAwait(false);
+        return Get(keyId);
+    }
+
+    /// <summary>Describes a key; throws 404 if unknown.</summary>
+    public KeyInfo Get(string keyId) => db.Read(c => Find(c, null, keyId)) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
+
+    /// <summary>Describes a key inside a transaction, or null.</summary>
+    public static KeyInfo? Find(SqliteConnection c, SqliteTransaction? tx, string keyId)
+    {
+        using var cmd = KmsDatabase.Command(c, tx, """
+            SELECT k.key_id, k.current_version, k.state, k.created_by, k.created_at, k.label,
+                   (SELECT MAX(version) FROM authorities a WHERE a.key_id = k.key_id),
+                   (SELECT policy_hash FROM authorities a WHERE a.key_id = k.key_id ORDER BY version DESC LIMIT 1)
+            FROM keys k WHERE k.key_id = $k
+            """, ("$k", keyId));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new KeyInfo(r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetString(3), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)),
+            r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? 0 : r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7));
+    }
+
+    /// <summary>
+    /// Unwraps the current data key version and hands it to <paramref name="use"/>; the plaintext key is zeroed
+    /// as soon as <paramref name="use"/> returns, whatever happens.
+    /// </summary>
+    public T WithDataKey<T>(string keyId, Func<DataKey, int, T> use)
+    {
+        var (sealedKek, version, wrapped) = db.Read(c =>
+        {
+            using var cmd = KmsDatabase.Command(c, null, """
+                SELECT k.sealed_kek, k.current_version, d.wrapped FROM keys k
+                JOIN data_keys d ON d.key_id = k.key_id AND d.version = k.current_version
+                WHERE k.key_id = $k AND k.state = 'active'
+                """, ("$k", keyId));
+            using var r = cmd.ExecuteReader();
+            if (!r.Read() || r.IsDBNull(0) || r.IsDBNull(2)) throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
+            return ((byte[])r[0], r.GetInt32(1), (byte[])r[2]);
+        });
+        using var kek = master.UnsealKek(sealedKek, keyId);
+        using var dataKey = kek.UnwrapDataKey(wrapped, keyId, version);
+        return use(dataKey, version);
+    }
+
+    /// <summary>
+    /// Deletes a key for good: the sealed KEK and every wrapped data key version are overwritten and removed, so no
+    /// later request, restore of this state, or master-key compromise can bring the data key back.
+    /// </summary>
+    public static void Destroy(SqliteConnection c, SqliteTransaction tx, string keyId, DateTimeOffset at)
+    {
+        // Overwrite before NULLing, and secure_delete (set on every connection) zeroes freed pages, so the old
+        // bytes do not linger in the file.
+        KmsDatabase.Execute(c, tx, "UPDATE keys SET sealed_kek = zeroblob(length(sealed_kek)) WHERE key_id = $k", ("$k", keyId));
+        KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE key_id = $k", ("$k", keyId));
+        KmsDatabase.Execute(c, tx, "UPDATE keys SET sealed_kek = NULL, state = 'deleted', deleted_at = $t WHERE key_id = $k", ("$k", keyId), ("$t", at.ToUnixTimeMilliseconds()));
+        KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = NULL WHERE key_id = $k", ("$k", keyId));
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
+using TwinSeal.Crypto;
+using TwinSeal.Kms.Audit;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Kms.Store;
+
+/// <summary>The parties the KMS knows, each by its long-term P-256 public key.</summary>
+public sealed partial class PartyRegistry(KmsDatabase db, TimeProvider clock)
+{
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    private static partial Regex PartyIdPattern();
+
+    /// <summary>Throws 400 unless <paramref name="partyId"/> is a valid party id.</summary>
+    public static void ValidateId(string partyId)
+    {
+        if (!PartyIdPattern().IsMatch(partyId))
+            throw KmsException.BadRequest("invalid-party-id", "A party id is 1–64 letters, digits, '-' or '_'.");
+    }
+
+    /// <summary>Registers a party; the same id with the same key is accepted again, with another key refused.</summary>
+    public async Task<PartyInfo> RegisterAsync(PartyRegistration registration)
+    {
+        ValidateId(registration.PartyId);
+        PartyPublicKey key;
+        try
+        {
+            key = PartyPublicKey.FromSubjectPublicKeyInfo(registration.PublicKey);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            throw KmsException.BadRequest("invalid-public-key", "The public key is not a P-256 SubjectPublicKeyInfo.");
+        }
+        var now = clock.GetUtcNow();
+        return await db.WriteAsync((c, tx) =>
+        {
+            var existing = Find(c, tx, registration.PartyId);
+            if (existing is not null)
+            {
+                if (existing.Fingerprint == key.Fingerprint) return existing;
+                throw KmsException.Conflict("party-exists", $"Party '{registration.PartyId}' is already registered with another key.");
+            }
+            KmsDatabase.Execute(c, tx, "INSERT INTO parties(party_id, public_key, fingerprint, registered_at) VALUES($p,$k,$f,$t)",
+                ("$p", registration.PartyId), ("$k", key.SubjectPublicKeyInfo), ("$f", key.Fingerprint), ("$t", now.ToUnixTimeMilliseconds()));
+            AuditLog.Append(c, tx, now, "party-registered", null, registration.PartyId, $"public key fingerprint {key.Fingerprint}");
+            return new PartyInfo(registration.PartyId, key.SubjectPublicKeyInfo, key.Fingerprint);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>The party, or null.</summary>
+    public PartyInfo? Find(string partyId) => db.Read(c => Find(c, null, partyId));
+
+    /// <summary>The party inside a transaction, or null.</summary>
+    public static PartyInfo? Find(SqliteConnection c, SqliteTransaction? tx, string partyId)
+    {
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT public_key, fingerprint FROM parties WHERE party_id = $p", ("$p", partyId));
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? new PartyInfo(partyId, (byte[])r[0], r.GetString(1)) : null;
+    }
+}

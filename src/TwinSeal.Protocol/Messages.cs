@@ -1,0 +1,200 @@
+using System.Text.Json.Serialization;
+
+// Every message that crosses a process boundary in TwinSeal, in flow order (step numbers are the design's S1–S36).
+// Participant → party host (control API), party host → KMS (KMS API), party host → party host (peer API),
+// and party host ↔ isolated area (enclave channel, see EnclaveChannel.cs for the framing).
+namespace TwinSeal.Protocol;
+
+// ───────────── Parties ─────────────
+
+/// <summary>Registers a party's long-term ECDSA P-256 public key with the KMS; the request is signed by that same key (proof of possession).</summary>
+/// <param name="PartyId">Short name, e.g. <c>party1</c>: letters, digits, '-' and '_', 1–64 characters.</param>
+/// <param name="PublicKey">SubjectPublicKeyInfo DER of the party's P-256 key.</param>
+public sealed record PartyRegistration(string PartyId, byte[] PublicKey);
+
+/// <summary>What the KMS knows of a party.</summary>
+/// <param name="Fingerprint">Hex SHA-256 of the SubjectPublicKeyInfo.</param>
+public sealed record PartyInfo(string PartyId, byte[] PublicKey, string Fingerprint);
+
+// ───────────── S1–S4: key creation ─────────────
+
+/// <summary>Asks the KMS for a new key (KEK + data key). Signed by the creating party.</summary>
+/// <param name="Label">Free text for people, at most 200 characters.</param>
+public sealed record KeyCreateRequest(string? Label);
+
+/// <summary>A key as the KMS describes it. Never carries key material.</summary>
+public sealed record KeyInfo(string KeyId, int KeyVersion, string State, string CreatedBy, DateTimeOffset CreatedAt, string? Label, int AuthorityVersion, string? PolicyHash);
+
+// ───────────── S5–S9: authority setting ─────────────
+
+/// <summary>How a key's authority may change once set.</summary>
+public enum ChangeMethod
+{
+    /// <summary>Never; the key can only be deleted.</summary>
+    Immutable,
+    /// <summary>Every party in the operation authority must approve the change.</summary>
+    AllParties,
+}
+
+/// <summary>What a party's attested app and platform must show to be given the key.</summary>
+/// <param name="Platform">Evidence platform tag, e.g. <c>sim</c>.</param>
+/// <param name="Measurements">Accepted app measurements (lower-case hex SHA-384 of the app bundle).</param>
+/// <param name="PlatformTests">Expected platform operational-test results, name → result; the evidence must report exactly these.</param>
+public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Measurements, IReadOnlyDictionary<string, string> PlatformTests);
+
+/// <summary>One party allowed to use the key, with the reference values its app must match.</summary>
+public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues);
+
+/// <summary>What the computation may release. Part of the policy both parties agree on, and bound into the key release.</summary>
+public enum ResultKind
+{
+    /// <summary>Only the number of matching rows.</summary>
+    MatchCount,
+    /// <summary>The joined rows, to the recipient only.</summary>
+    JoinedRows,
+}
+
+/// <summary>The computation the key may be used for, and what it may output to whom.</summary>
+/// <param name="Computation">App name; <c>secure-match</c> is the only one today.</param>
+/// <param name="KeyColumn">Column both tables are joined on.</param>
+/// <param name="Result">What leaves the isolated area.</param>
+/// <param name="Recipient">Party that receives the result.</param>
+public sealed record OutputPolicy(string Computation, string KeyColumn, ResultKind Result, string Recipient);
+
+/// <summary>
+/// A key's authority as one document: usage authority (who may use the key with which attested app),
+/// operation authority (who may change this document), change method and output policy.
+/// </summary>
+public sealed record AuthorityPolicy(
+    IReadOnlyList<UsageGrant> Usage,
+    IReadOnlyList<string> Operators,
+    ChangeMethod ChangeMethod,
+    OutputPolicy Output);
+
+/// <summary>Proposes a policy for a key. <paramref name="BaseVersion"/> is the authority version it replaces (0 for the first), so concurrent changes cannot overwrite each other. Signed by the proposer, whose signature counts as its approval.</summary>
+public sealed record ChangeProposal(int BaseVersion, AuthorityPolicy Policy);
+
+/// <summary>Approves a proposal by naming its hash. Signed by the approving party.</summary>
+public sealed record Approval(string ProposalHash);
+
+/// <summary>Where a proposal stands.</summary>
+/// <param name="Status"><c>pending</c> or <c>applied</c>.</param>
+/// <param name="Required">Parties whose approval the change method needs.</param>
+public sealed record ProposalStatus(string ProposalId, string KeyId, string ProposalHash, int BaseVersion, string Status, IReadOnlyList<string> ApprovedBy, IReadOnlyList<string> Required, int? AppliedVersion);
+
+/// <summary>The current authority of a key.</summary>
+public sealed record AuthorityInfo(string KeyId, int Version, string PolicyHash, AuthorityPolicy Policy);
+
+// ───────────── S13–S21, S26–S31: key use ─────────────
+
+/// <summary>A fresh single-use nonce for evidence (S15).</summary>
+public sealed record NonceResponse(byte[] Nonce, DateTimeOffset ExpiresAt);
+
+/// <summary>Evidence from an isolated area: a union tagged by <see cref="Platform"/> (<c>sim</c>, <c>aws-nitro</c>, <c>amd-sev-snp</c>, <c>intel-tdx</c>).</summary>
+/// <param name="Document">The platform's native evidence bytes (for <c>sim</c>: a COSE_Sign1 over CBOR claims).</param>
+public sealed record Evidence(string Platform, byte[] Document);
+
+/// <summary>
+/// Asks for the data key for an attested enclave (S17, S27). Sent by the party host, signed with the party's key.
+/// The evidence's report data must equal SHA-512(nonce ‖ SHA-256(<paramref name="EnclavePublicKey"/>)).
+/// </summary>
+/// <param name="Nonce">The nonce the evidence was made for.</param>
+/// <param name="EnclavePublicKey">The enclave's ephemeral P-256 public key, SEC1 uncompressed.</param>
+public sealed record KeyUseRequest(string KeyId, byte[] Nonce, Evidence Evidence, byte[] EnclavePublicKey);
+
+/// <summary>
+/// The data key re-wrapped to the enclave (S21, S31): HPKE base mode, DHKEM(P-256)/HKDF-SHA256/AES-256-GCM,
+/// info = <see cref="KeyReleaseBinding.Info"/>, aad = <see cref="KeyReleaseBinding.Aad"/> (binds key id, version and policy hash).
+/// </summary>
+public sealed record KeyUseResponse(string KeyId, int KeyVersion, int AuthorityVersion, string PolicyHash, AuthorityPolicy Policy, byte[] Enc, byte[] WrappedKey);
+
+// ───────────── Audit ─────────────
+
+/// <summary>One append-only audit record. <see cref="Hash"/> = SHA-256 over the previous hash and this record's fields.</summary>
+public sealed record AuditRecord(long Sequence, DateTimeOffset At, string Event, string? KeyId, string? Actor, string Detail, string PreviousHash, string Hash);
+
+/// <summary>Result of checking the audit chain.</summary>
+/// <param name="FirstBadSequence">The first record whose hash or link does not check, if any.</param>
+public sealed record AuditVerification(bool Valid, long Records, long? FirstBadSequence, string? Problem);
+
+// ───────────── Peer (party host → party host), S25 ─────────────
+
+/// <summary>Acknowledges an encrypted dataset received from the other party.</summary>
+public sealed record DatasetReceipt(Guid DatasetId, long Bytes, string Sha256);
+
+// ───────────── Control (participant → own party host) ─────────────
+
+/// <summary>Creates a key at the KMS on behalf of this party.</summary>
+public sealed record CreateKeyCommand(string? Label);
+
+/// <summary>Proposes a policy for a key on behalf of this party.</summary>
+public sealed record ProposeCommand(string KeyId, int BaseVersion, AuthorityPolicy Policy);
+
+/// <summary>Approves a proposal on behalf of this party.</summary>
+public sealed record ApproveCommand(string KeyId, string ProposalId, string ProposalHash);
+
+/// <summary>Loads a CSV table into the isolated area's storage (S10–S12). The CSV is the request body.</summary>
+public sealed record LoadTableResult(string Table, long Rows, IReadOnlyList<string> Columns, string Sha256);
+
+/// <summary>Sender side of a round (S13–S25): attest, get the key, encrypt the table, send it to the peer.</summary>
+public sealed record SendTableCommand(string KeyId, string Table, string PeerUrl, string PeerFingerprint);
+
+/// <summary>What the sender did.</summary>
+public sealed record SendTableResult(Guid DatasetId, long Rows, long CiphertextBytes, StageTimings Timings);
+
+/// <summary>Receiver side of a round (S26–S36): attest, get the key, decrypt and verify the peer's dataset, compute under the output policy.</summary>
+/// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party.</param>
+public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath);
+
+/// <summary>The computation's released result.</summary>
+/// <param name="JoinedRowsPath">File the joined rows were written to, when the policy released rows.</param>
+public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
+
+/// <summary>Milliseconds per named stage.</summary>
+public sealed record StageTimings(IReadOnlyDictionary<string, double> Milliseconds);
+
+/// <summary>What an isolated area reports about itself, so a participant can register reference values.</summary>
+public sealed record EnclaveDescription(string Platform, bool Simulated, string Measurement, IReadOnlyDictionary<string, string> PlatformTests, string AppName, byte[] EnclavePublicKey);
+
+/// <summary>
+/// Wire constants that bind a released data key to what it was released for.
+/// </summary>
+public static class KeyReleaseBinding
+{
+    /// <summary>HPKE info string for key release.</summary>
+    public static ReadOnlySpan<byte> Info => "twinseal/key-release/v1"u8;
+
+    /// <summary>HPKE aad: key id, key version, authority version and policy hash, so a host cannot swap the policy the enclave enforces.</summary>
+    public static byte[] Aad(string keyId, int keyVersion, int authorityVersion, string policyHash)
+        => System.Text.Encoding.UTF8.GetBytes($"{keyId}\n{keyVersion}\n{authorityVersion}\n{policyHash}");
+}
+
+/// <summary>The checks of a key-use request, in the order the KMS runs them; each refusal names one.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<KeyUseRefusal>))]
+public enum KeyUseRefusal
+{
+    /// <summary>The request's party signature is missing or wrong.</summary>
+    RequestNotAuthenticated,
+    /// <summary>The evidence is malformed or its platform is unknown or refused by configuration.</summary>
+    EvidenceInvalid,
+    /// <summary>The evidence signature does not chain to a trusted platform key.</summary>
+    EvidenceUntrusted,
+    /// <summary>The nonce was never issued.</summary>
+    NonceUnknown,
+    /// <summary>The nonce was issued but has expired.</summary>
+    NonceExpired,
+    /// <summary>The nonce was already used.</summary>
+    NonceReused,
+    /// <summary>The evidence report data does not bind this nonce and public key.</summary>
+    PublicKeyNotBound,
+    /// <summary>The app measurement is not a registered reference value.</summary>
+    MeasurementMismatch,
+    /// <summary>The platform operational-test results differ from the registered ones.</summary>
+    PlatformTestsMismatch,
+    /// <summary>The party is not in the key's usage authority.</summary>
+    PartyNotAuthorised,
+    /// <summary>The key has been deleted.</summary>
+    KeyDeleted,
+    /// <summary>The key does not exist or has no authority set.</summary>
+    KeyNotReady,
+}
