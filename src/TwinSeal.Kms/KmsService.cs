@@ -26,7 +26,7 @@ public sealed class KmsService : IDisposable
         foreach (var path in options.TrustedSimulatedRoots)
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"Trusted simulated-platform root '{path}' does not exist.", path);
-            roots.Add(X509Certificate2.CreateFromPemFile(path));
+            roots.Add(PemCertificate.Load(path));
         }
         var verifiers = new Dictionary<string, IEvidenceVerifier>(StringComparer.Ordinal);
         if (options.AcceptSimulatedEvidence) verifiers[SimClaims.PlatformTag] = new SimEvidenceVerifier(roots, clock);

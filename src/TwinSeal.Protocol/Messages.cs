@@ -20,7 +20,7 @@ public sealed record PartyInfo(string PartyId, byte[] PublicKey, string Fingerpr
 
 /// <summary>Asks the KMS for a new key (KEK + data key). Signed by the creating party.</summary>
 /// <param name="Label">Free text for people, at most 200 characters.</param>
-public sealed record KeyCreateRequest(string? Label);
+public sealed record KeyCreateRequest(string? Label = null);
 
 /// <summary>A key as the KMS describes it. Never carries key material.</summary>
 public sealed record KeyInfo(string KeyId, int KeyVersion, string State, string CreatedBy, DateTimeOffset CreatedAt, string? Label, int AuthorityVersion, string? PolicyHash);
@@ -106,7 +106,8 @@ public sealed record KeyUseRequest(string KeyId, byte[] Nonce, Evidence Evidence
 /// The data key re-wrapped to the enclave (S21, S31): HPKE base mode, DHKEM(P-256)/HKDF-SHA256/AES-256-GCM,
 /// info = <see cref="KeyReleaseBinding.Info"/>, aad = <see cref="KeyReleaseBinding.Aad"/> (binds key id, version and policy hash).
 /// </summary>
-public sealed record KeyUseResponse(string KeyId, int KeyVersion, int AuthorityVersion, string PolicyHash, AuthorityPolicy Policy, byte[] Enc, byte[] WrappedKey);
+/// <param name="PartyId">The party the key was released to; bound into the aad so the enclave knows whom it serves.</param>
+public sealed record KeyUseResponse(string KeyId, string PartyId, int KeyVersion, int AuthorityVersion, string PolicyHash, AuthorityPolicy Policy, byte[] Enc, byte[] WrappedKey);
 
 // ───────────── Audit ─────────────
 
@@ -125,7 +126,7 @@ public sealed record DatasetReceipt(Guid DatasetId, long Bytes, string Sha256);
 // ───────────── Control (participant → own party host) ─────────────
 
 /// <summary>Creates a key at the KMS on behalf of this party.</summary>
-public sealed record CreateKeyCommand(string? Label);
+public sealed record CreateKeyCommand(string? Label = null);
 
 /// <summary>Proposes a policy for a key on behalf of this party.</summary>
 public sealed record ProposeCommand(string KeyId, int BaseVersion, AuthorityPolicy Policy);
@@ -144,7 +145,7 @@ public sealed record SendTableResult(Guid DatasetId, long Rows, long CiphertextB
 
 /// <summary>Receiver side of a round (S26–S36): attest, get the key, decrypt and verify the peer's dataset, compute under the output policy.</summary>
 /// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party.</param>
-public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath);
+public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath = null);
 
 /// <summary>The computation's released result.</summary>
 /// <param name="JoinedRowsPath">File the joined rows were written to, when the policy released rows.</param>
@@ -164,9 +165,9 @@ public static class KeyReleaseBinding
     /// <summary>HPKE info string for key release.</summary>
     public static ReadOnlySpan<byte> Info => "twinseal/key-release/v1"u8;
 
-    /// <summary>HPKE aad: key id, key version, authority version and policy hash, so a host cannot swap the policy the enclave enforces.</summary>
-    public static byte[] Aad(string keyId, int keyVersion, int authorityVersion, string policyHash)
-        => System.Text.Encoding.UTF8.GetBytes($"{keyId}\n{keyVersion}\n{authorityVersion}\n{policyHash}");
+    /// <summary>HPKE aad: key id, party, key version, authority version and policy hash, so a host cannot swap the policy the enclave enforces.</summary>
+    public static byte[] Aad(string keyId, string partyId, int keyVersion, int authorityVersion, string policyHash)
+        => System.Text.Encoding.UTF8.GetBytes($"{keyId}\n{partyId}\n{keyVersion}\n{authorityVersion}\n{policyHash}");
 }
 
 /// <summary>The checks of a key-use request, in the order the KMS runs them; each refusal names one.</summary>

@@ -29,7 +29,7 @@ public sealed class SimAttester : IDisposable
         var keyPath = Path.Combine(deviceDir, SimPlatform.DeviceKeyFile);
         if (!File.Exists(certPath) || !File.Exists(keyPath))
             throw new InvalidOperationException($"No simulated platform is provisioned in '{deviceDir}' (expected {SimPlatform.DeviceCertificateFile} and {SimPlatform.DeviceKeyFile}).");
-        using var cert = X509Certificate2.CreateFromPemFile(certPath);
+        using var cert = PemCertificate.Load(certPath);
         var key = ECDsa.Create();
         key.ImportFromPem(File.ReadAllText(keyPath));
         return new SimAttester(key, cert.RawData);

@@ -72,3 +72,21 @@ public static class SecretFile
         File.Move(tmp, path, overwrite: true);
     }
 }
+
+/// <summary>Reads certificates from PEM files.</summary>
+public static class PemCertificate
+{
+    /// <summary>Loads the first CERTIFICATE block of a PEM file; throws <see cref="InvalidOperationException"/> naming the file if there is none.</summary>
+    public static X509Certificate2 Load(string path)
+    {
+        var text = File.ReadAllText(path);
+        var at = text.AsSpan();
+        while (PemEncoding.TryFind(at, out var fields))
+        {
+            if (at[fields.Label].SequenceEqual("CERTIFICATE"))
+                return X509CertificateLoader.LoadCertificate(Convert.FromBase64String(at[fields.Base64Data].ToString()));
+            at = at[fields.Location.End.Value..];
+        }
+        throw new InvalidOperationException($"'{path}' holds no PEM certificate.");
+    }
+}

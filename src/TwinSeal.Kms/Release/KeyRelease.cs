@@ -98,9 +98,9 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
         {
             return keys.WithDataKey(request.KeyId, (dataKey, version) =>
             {
-                var aad = KeyReleaseBinding.Aad(request.KeyId, version, authority.Version, authority.PolicyHash);
+                var aad = KeyReleaseBinding.Aad(request.KeyId, party, version, authority.Version, authority.PolicyHash);
                 var sealedKey = DataKeyRelease.WrapToEnclave(dataKey, request.EnclavePublicKey, KeyReleaseBinding.Info, aad);
-                return new KeyUseResponse(request.KeyId, version, authority.Version, authority.PolicyHash, authority.Policy, sealedKey.Enc, sealedKey.Ciphertext);
+                return new KeyUseResponse(request.KeyId, party, version, authority.Version, authority.PolicyHash, authority.Policy, sealedKey.Enc, sealedKey.Ciphertext);
             });
         }
         catch (KmsException e) when (e.Code == "key-deleted")

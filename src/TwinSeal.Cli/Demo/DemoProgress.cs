@@ -1,0 +1,47 @@
+using System.Diagnostics;
+using Spectre.Console;
+
+namespace TwinSeal.Cli.Demo;
+
+/// <summary>How the demo shows its steps.</summary>
+public interface IDemoProgress
+{
+    /// <summary>Runs a named step, showing it while it runs and its time when done.</summary>
+    Task<T> RunAsync<T>(string name, string what, Func<Task<T>> run);
+
+    /// <summary>Shows a line of detail under the current step.</summary>
+    void Line(string label, string text);
+}
+
+/// <summary>Plain lines, for logs, pipes and <c>--json</c> (then on stderr).</summary>
+public sealed class PlainProgress(TextWriter output) : IDemoProgress
+{
+    /// <inheritdoc />
+    public async Task<T> RunAsync<T>(string name, string what, Func<Task<T>> run)
+    {
+        output.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name}: {what}");
+        var sw = Stopwatch.StartNew();
+        var r = await run();
+        output.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name}: done in {sw.Elapsed.TotalMilliseconds:N0} ms");
+        return r;
+    }
+
+    /// <inheritdoc />
+    public void Line(string label, string text) => output.WriteLine(label.Length == 0 ? $"    {text}" : $"[{DateTime.Now:HH:mm:ss}] {label}: {text}");
+}
+
+/// <summary>A Spectre.Console status spinner per step, for a terminal.</summary>
+public sealed class ConsoleProgress : IDemoProgress
+{
+    /// <inheritdoc />
+    public async Task<T> RunAsync<T>(string name, string what, Func<Task<T>> run)
+    {
+        var sw = Stopwatch.StartNew();
+        var r = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync($"[bold]{Markup.Escape(name)}[/] {Markup.Escape(what)}", _ => run());
+        AnsiConsole.MarkupLine($"[green]✓[/] [bold]{Markup.Escape(name)}[/] [grey]({sw.Elapsed.TotalMilliseconds:N0} ms)[/] {Markup.Escape(what)}");
+        return r;
+    }
+
+    /// <inheritdoc />
+    public void Line(string label, string text) => AnsiConsole.MarkupLine(label.Length == 0 ? $"    [grey]{Markup.Escape(text)}[/]" : $"[green]✓[/] [bold]{Markup.Escape(label)}[/] {Markup.Escape(text)}");
+}

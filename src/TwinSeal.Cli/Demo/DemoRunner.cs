@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Party;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Cli.Demo;
+
+/// <summary>Where the KMS runs in the demo (seed Variations 1 and 2).</summary>
+public enum KmsPlacement
+{
+    /// <summary>Its own process.</summary>
+    Standalone,
+    /// <summary>Inside party 1's device (its host process).</summary>
+    Party1,
+    /// <summary>Inside party 2's device.</summary>
+    Party2,
+}
+
+/// <summary>Demo settings.</summary>
+public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, bool Keep = false);
+
+/// <summary>A refused attack and why.</summary>
+public sealed record Refusal(string Attack, bool Refused, string Code, string Reason);
+
+/// <summary>The demo's outcome, printed as a table or as one JSON object.</summary>
+public sealed record DemoSummary(
+    bool Success, long Matched, long Expected, int Rows, string KmsIn, string KeyId, string? JoinedRowsPath, string WorkDirectory,
+    IReadOnlyList<Refusal> Refusals, IReadOnlyDictionary<string, double> StageMilliseconds, AuditVerification Audit, string? Failure);
+
+/// <summary>
+/// Runs the whole flow with real processes on loopback: a KMS (standalone or inside a party's device), two party
+/// hosts each with its isolated area, key creation, authority setting by both parties, data loading, party 1 sending
+/// its encrypted table, party 2 matching it with its own; then attacks that must be refused.
+/// </summary>
+public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string appBundleDirectory, IDemoProgress progress)
+{
+    private readonly Dictionary<string, double> _stages = new(StringComparer.Ordinal);
+
+    /// <summary>Runs the demo; never throws for a flow failure, which is reported in the summary instead.</summary>
+    public async Task<DemoSummary> RunAsync(CancellationToken ct = default)
+    {
+        var work = Path.GetFullPath(options.WorkDirectory ?? Path.Combine(Path.GetTempPath(), "twinseal-demo-" + Guid.NewGuid().ToString("N")[..8]));
+        Directory.CreateDirectory(work);
+        var services = new List<ServiceProcess>();
+        var refusals = new List<Refusal>();
+        long matched = -1;
+        string keyId = "";
+        string? rowsPath = null;
+        var audit = new AuditVerification(false, 0, null, "not checked");
+        GeneratedData? data = null;
+        try
+        {
+            data = await Stage("generate data", $"{options.Rows:N0} rows per party, {options.Overlap:P0} overlap, seed {options.Seed}",
+                () => Task.FromResult(DataGenerator.Generate(Path.Combine(work, "data"), options.Rows, options.Overlap, options.Seed)));
+
+            var simRoot = Path.Combine(work, "sim-platform");
+            var rootCert = SimPlatform.EnsureRoot(simRoot);
+            foreach (var p in new[] { "party1", "party2" })
+            {
+                SimPlatform.ProvisionDevice(simRoot, Path.Combine(work, p + "-device"), p + "-device");
+                PartyIdentity.Init(Path.Combine(work, p), p).Dispose();
+            }
+            progress.Line("setup", "SIMULATED TEE platform root and two simulated devices provisioned; party keys made (twinseal party init)");
+
+            var logs = Path.Combine(work, "logs");
+            var kmsArgs = new[] { "--trust-sim-root", rootCert, "--accept-simulated-evidence" };
+            var (p1, p2, kmsEndpoint) = await Stage("start services", $"KMS {Describe(options.KmsIn)}, two party hosts, two isolated areas", async () =>
+            {
+                ServiceEndpoint? kms = null;
+                if (options.KmsIn == KmsPlacement.Standalone)
+                {
+                    var k = await ServiceProcess.StartAsync("kms", launch, ["kms", "serve", "--data-dir", Path.Combine(work, "kms"), .. kmsArgs], Path.Combine(work, "kms"), logs);
+                    services.Add(k);
+                    kms = k.Endpoint;
+                }
+                var first = options.KmsIn == KmsPlacement.Party2 ? "party2" : "party1";
+                var second = first == "party1" ? "party2" : "party1";
+                var a = await StartPartyAsync(work, first, kms, appBundleDirectory, kmsArgs, logs);
+                services.Add(a);
+                kms ??= a.Endpoint;
+                var b = await StartPartyAsync(work, second, kms, appBundleDirectory, kmsArgs, logs);
+                services.Add(b);
+                return first == "party1" ? (a, b, kms) : (b, a, kms);
+            });
+
+            using var c1 = new ControlClient(p1.Endpoint, Token(work, "party1"));
+            using var c2 = new ControlClient(p2.Endpoint, Token(work, "party2"));
+            await c1.PostAsync<PartyInfo>("/register", null);
+            await c2.PostAsync<PartyInfo>("/register", null);
+
+            var key = await Stage("S1–S4 key creation", "party 1 asks the KMS for a key: KEK + data key, data key stored only wrapped",
+                () => c1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("demo secure match")));
+            keyId = key.KeyId;
+            progress.Line("", $"key {key.KeyId}");
+
+            var e1 = await c1.GetAsync<EnclaveDescription>("/enclave");
+            var e2 = await c2.GetAsync<EnclaveDescription>("/enclave");
+            progress.Line("", $"party 1 app measurement {e1.Measurement[..16]}…, platform tests: {string.Join(", ", e1.PlatformTests.Where(t => t.Value == "pass").Select(t => t.Key))} pass");
+            var policy = new AuthorityPolicy(
+                [new UsageGrant("party1", Reference(e1)), new UsageGrant("party2", Reference(e2))],
+                ["party1", "party2"], ChangeMethod.AllParties,
+                new OutputPolicy("secure-match", "email", options.Result, "party2"));
+            var applied = await Stage("S5–S9 authority setting", "party 1 proposes usage authority (both apps' reference values), operators, change method AllParties; party 2 approves", async () =>
+            {
+                var proposal = await c1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key.KeyId, 0, policy));
+                if (proposal.Status == "applied") throw new InvalidOperationException("The authority applied with only one party's approval.");
+                return await c2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key.KeyId, proposal.ProposalId, proposal.ProposalHash));
+            });
+            progress.Line("", $"authority version {applied.AppliedVersion} applied with approvals of {string.Join(" and ", applied.ApprovedBy)}");
+
+            await Stage("S10–S12 data loading", "each party loads its CSV into its own isolated area", async () =>
+            {
+                await c1.PutAsync<LoadTableResult>("/tables/customers", await File.ReadAllBytesAsync(data.Party1Csv, ct));
+                await c2.PutAsync<LoadTableResult>("/tables/subscribers", await File.ReadAllBytesAsync(data.Party2Csv, ct));
+                return 0;
+            });
+
+            var sent = await Stage("S13–S25 party 1 key use and send", "attest (nonce, evidence), key released by HPKE, encrypt table, wipe key, send ciphertext to party 2",
+                () => c1.PostAsync<SendTableResult>("/send", new SendTableCommand(key.KeyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint)));
+            foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
+            progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext");
+
+            var outPath = Path.Combine(work, "party2-output", "joined.csv");
+            var result = await Stage("S26–S36 party 2 key use and match", "attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
+                () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", outPath)));
+            foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
+            matched = result.MatchCount;
+            rowsPath = result.JoinedRowsPath;
+            progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
+
+            await Stage("attacks", "a tampered copy of party 1's app, and replays of a captured key-use request", async () =>
+            {
+                refusals.Add(await TamperedAppAsync(work, key.KeyId, kmsEndpoint, p2.Endpoint, kmsArgs, logs, services));
+                refusals.AddRange(await ReplayAsync(work, kmsEndpoint));
+                return 0;
+            });
+            foreach (var r in refusals) progress.Line("", $"{r.Attack}: {(r.Refused ? "REFUSED" : "NOT REFUSED")} — {r.Code}: {r.Reason}");
+
+            using (var kms = new KmsClient(kmsEndpoint, "party1", PartyIdentity.Load(Path.Combine(work, "party1")).Key))
+                audit = await kms.VerifyAuditAsync();
+            progress.Line("audit", audit.Valid ? $"hash chain of {audit.Records} records verifies" : $"audit chain broken: {audit.Problem}");
+
+            var ok = matched == data.ExpectedMatches && refusals.Count > 0 && refusals.All(r => r.Refused) && audit.Valid;
+            return Summary(ok, null);
+        }
+        catch (Exception e) when (e is ProtocolException or InvalidOperationException or IOException or HttpRequestException)
+        {
+            return Summary(false, e.Message);
+        }
+        finally
+        {
+            foreach (var s in services) await s.DisposeAsync();
+            if (!options.Keep && options.WorkDirectory is null)
+            {
+                try
+                {
+                    // Keep the joined rows file's folder only if asked; the demo folder is scratch.
+                    Directory.Delete(work, recursive: true);
+                }
+                catch (IOException)
+                {
+                    // Best effort: a file still held open by a dying process is left for the OS temp cleaner.
+                }
+            }
+        }
+
+        DemoSummary Summary(bool ok, string? failure) => new(ok, matched, data?.ExpectedMatches ?? -1, options.Rows, Describe(options.KmsIn), keyId,
+            options.Keep || options.WorkDirectory is not null ? rowsPath : null, work, refusals, _stages, audit, failure);
+    }
+
+    private async Task<T> Stage<T>(string name, string what, Func<Task<T>> run)
+    {
+        var sw = Stopwatch.StartNew();
+        var result = await progress.RunAsync(name, what, run);
+        _stages[name] = sw.Elapsed.TotalMilliseconds;
+        return result;
+    }
+
+    private static ReferenceValues Reference(EnclaveDescription e) => new(e.Platform, [e.Measurement], e.PlatformTests);
+
+    private static string Describe(KmsPlacement p) => p switch
+    {
+        KmsPlacement.Party1 => "in party 1's device",
+        KmsPlacement.Party2 => "in party 2's device",
+        _ => "standalone",
+    };
+
+    private static string Token(string work, string party) => File.ReadAllText(Path.Combine(work, party, "control.token")).Trim();
+
+    private Task<ServiceProcess> StartPartyAsync(string work, string party, ServiceEndpoint? kms, string bundle, string[] kmsArgs, string logs, string? partyDir = null, string? name = null)
+    {
+        var dir = partyDir ?? Path.Combine(work, party);
+        var args = new List<string> { "party", "serve", "--dir", dir, "--device", Path.Combine(work, party + "-device"), "--app-bundle", bundle };
+        if (kms is null) args.AddRange(["--host-kms", "--kms-data-dir", Path.Combine(work, party, "kms"), .. kmsArgs]);
+        else args.AddRange(["--kms-url", kms.Url, "--kms-fingerprint", kms.Fingerprint]);
+        return ServiceProcess.StartAsync(name ?? party, launch, args, dir, logs);
+    }
+
+    /// <summary>Attack 1: party 1 runs a copy of its app with one byte changed and asks for the key.</summary>
+    private async Task<Refusal> TamperedAppAsync(string work, string keyId, ServiceEndpoint kms, ServiceEndpoint party2, string[] kmsArgs, string logs, List<ServiceProcess> services)
+    {
+        var tampered = Path.Combine(work, "tampered-app");
+        Directory.CreateDirectory(tampered);
+        foreach (var f in Directory.GetFiles(appBundleDirectory)) File.Copy(f, Path.Combine(tampered, Path.GetFileName(f)), overwrite: true);
+        var dll = Path.Combine(tampered, "TwinSeal.Apps.dll");
+        var bytes = await File.ReadAllBytesAsync(dll);
+        var marker = System.Text.Encoding.Unicode.GetBytes("TWINSEAL-SECURE-MATCH-APP-BUILD-1");
+        var at = bytes.AsSpan().IndexOf(marker);
+        if (at < 0) throw new InvalidOperationException("The app build marker was not found; cannot make the tampered copy.");
+        bytes[at + marker.Length - 2] ^= 0x01; // '1' → '0': one byte, the app still loads and runs
+        await File.WriteAllBytesAsync(dll, bytes);
+
+        // The same party identity, on a second host whose isolated area runs the tampered app.
+        var evilDir = Path.Combine(work, "party1-tampered");
+        Directory.CreateDirectory(evilDir);
+        foreach (var f in new[] { "party.id", "party.key.pem", "control.token" }) File.Copy(Path.Combine(work, "party1", f), Path.Combine(evilDir, f), overwrite: true);
+        var evil = await StartPartyAsync(work, "party1", kms, tampered, kmsArgs, logs, evilDir, "party1-tampered");
+        services.Add(evil);
+        using var c = new ControlClient(evil.Endpoint, Token(work, "party1"));
+        try
+        {
+            await c.PostAsync<SendTableResult>("/send", new SendTableCommand(keyId, "customers", party2.Url, party2.Fingerprint));
+            return new Refusal("tampered app (one byte changed)", false, "released", "the KMS released the key to a tampered app");
+        }
+        catch (RemoteProblemException e)
+        {
+            return new Refusal("tampered app (one byte changed)", e.Code == "measurement-mismatch", e.Code, e.Message);
+        }
+    }
+
+    /// <summary>Attack 2: replay party 1's captured key-use request, verbatim and re-signed.</summary>
+    private static async Task<IReadOnlyList<Refusal>> ReplayAsync(string work, ServiceEndpoint kms)
+    {
+        var transcript = Directory.GetFiles(Path.Combine(work, "party1", "transcript"), "key-use-*.json").Order(StringComparer.Ordinal).First();
+        var captured = ProtocolJson.Parse<CapturedRequest>(await File.ReadAllBytesAsync(transcript), transcript);
+        using var remote = new RemoteClient(kms);
+        var results = new List<Refusal>();
+        try
+        {
+            await remote.SendCapturedAsync(captured);
+            results.Add(new Refusal("replayed key-use request (verbatim)", false, "released", "the KMS accepted a replayed request"));
+        }
+        catch (RemoteProblemException e)
+        {
+            results.Add(new Refusal("replayed key-use request (verbatim)", e.Code == "replayed-request", e.Code, e.Message));
+        }
+        // A malicious party re-signs the captured evidence with a fresh request id: the nonce check must catch it.
+        using var identity = PartyIdentity.Load(Path.Combine(work, "party1"));
+        var body = ProtocolJson.Parse<KeyUseRequest>(captured.Body, "captured key-use request");
+        var resigned = RemoteClient.Capture(HttpMethod.Post, captured.Path, body, identity.PartyId, identity.Key);
+        try
+        {
+            await remote.SendCapturedAsync(resigned);
+            results.Add(new Refusal("replayed evidence in a re-signed request", false, "released", "the KMS accepted reused evidence"));
+        }
+        catch (RemoteProblemException e)
+        {
+            results.Add(new Refusal("replayed evidence in a re-signed request", e.Code == "nonce-reused", e.Code, e.Message));
+        }
+        return results;
+    }
+}
+
+/// <summary>The participant's client of its own party host's control API.</summary>
+public sealed class ControlClient(ServiceEndpoint endpoint, string token) : IDisposable
+{
+    private readonly RemoteClient _remote = new(endpoint);
+
+    /// <summary>GET a control resource.</summary>
+    public Task<T> GetAsync<T>(string path) => _remote.SendJsonAsync<T>(HttpMethod.Get, "/control/v1" + path, null, bearer: token);
+
+    /// <summary>POST a control command.</summary>
+    public Task<T> PostAsync<T>(string path, object? body) => _remote.SendJsonAsync<T>(HttpMethod.Post, "/control/v1" + path, body, bearer: token);
+
+    /// <summary>PUT raw bytes.</summary>
+    public async Task<T> PutAsync<T>(string path, byte[] body)
+        => ProtocolJson.Parse<T>(await _remote.SendAsync(HttpMethod.Put, "/control/v1" + path, body, bearer: token, contentType: "text/csv"), path);
+
+    /// <inheritdoc />
+    public void Dispose() => _remote.Dispose();
+}

@@ -1,0 +1,205 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Cli.Demo;
+using TwinSeal.Enclave;
+using TwinSeal.Kms;
+using TwinSeal.Party;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Cli;
+
+/// <summary>The <c>twinseal</c> verbs. Each one only parses its options and calls a component.</summary>
+public static class Verbs
+{
+    /// <summary>The command tree.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("TwinSeal: two-party computation where the data key is released only to attested apps both parties registered.");
+        root.Subcommands.Add(DemoCommand());
+        root.Subcommands.Add(KmsCommand());
+        root.Subcommands.Add(PartyCommand());
+        root.Subcommands.Add(EnclaveCommand());
+        root.Subcommands.Add(SimPlatformCommand());
+        return root;
+    }
+
+    /// <summary>The app bundle shipped next to the CLI.</summary>
+    public static string DefaultAppBundle => Path.Combine(AppContext.BaseDirectory, "apps", "secure-match");
+
+    private static Command DemoCommand()
+    {
+        var rows = new Option<int>("--rows") { Description = "Rows per party.", DefaultValueFactory = _ => 10_000 };
+        rows.Validators.Add(r => { if (r.GetValue(rows) is < 1 or > 50_000_000) r.AddError("--rows must be between 1 and 50,000,000."); });
+        var overlap = new Option<double>("--overlap") { Description = "Share of party 2's rows whose key party 1 also has (0–1).", DefaultValueFactory = _ => 0.3 };
+        overlap.Validators.Add(r => { if (r.GetValue(overlap) is < 0 or > 1) r.AddError("--overlap must be between 0 and 1."); });
+        var seed = new Option<int>("--seed") { Description = "Seed of the generated data.", DefaultValueFactory = _ => 42 };
+        var kmsIn = new Option<KmsPlacement>("--kms-in") { Description = "Where the KMS runs: standalone, party1 or party2.", DefaultValueFactory = _ => KmsPlacement.Standalone };
+        var result = new Option<ResultKind>("--result") { Description = "Output policy: MatchCount, or JoinedRows written to a file for party 2.", DefaultValueFactory = _ => ResultKind.JoinedRows };
+        var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object (progress goes to stderr)." };
+        var workDir = new Option<string?>("--work-dir") { Description = "Keep every file of the run in this folder (default: a temporary folder, removed afterwards)." };
+        var cmd = new Command("demo", "Run the full two-party flow on generated data with real processes on loopback, then show attacks being refused.")
+        {
+            rows, overlap, seed, kmsIn, result, json, workDir,
+        };
+        cmd.SetAction(async (pr, ct) =>
+        {
+            var asJson = pr.GetValue(json);
+            IDemoProgress progress = asJson ? new PlainProgress(Console.Error)
+                : AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected ? new ConsoleProgress() : new PlainProgress(Console.Out);
+            var options = new DemoOptions(pr.GetValue(rows), pr.GetValue(overlap), pr.GetValue(seed), pr.GetValue(kmsIn), pr.GetValue(result), pr.GetValue(workDir));
+            var runner = new DemoRunner(options, SelfLaunch.Current(), DefaultAppBundle, progress);
+            var summary = await runner.RunAsync(ct);
+            if (asJson) Console.WriteLine(JsonSerializer.Serialize(summary, ProtocolJson.Indented));
+            else DemoReport.Print(summary);
+            return summary.Success ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    private static Command KmsCommand()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "Folder for the KMS store, master key and TLS identity.", Required = true };
+        var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var (roots, acceptSim) = KmsTrustOptions();
+        var serve = new Command("serve", "Run the KMS on loopback HTTPS.") { dataDir, port, roots, acceptSim };
+        serve.SetAction(async (pr, ct) =>
+        {
+            var options = new KmsOptions
+            {
+                DataDirectory = Path.GetFullPath(pr.GetValue(dataDir)!),
+                TrustedSimulatedRoots = pr.GetValue(roots) ?? [],
+                AcceptSimulatedEvidence = pr.GetValue(acceptSim),
+            };
+            return await Guard(async () =>
+            {
+                await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
+                ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
+                Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}.");
+                await server.WaitForShutdownAsync();
+                return 0;
+            });
+        });
+        return new Command("kms", "The key management service.") { serve };
+    }
+
+    private static (Option<string[]> Roots, Option<bool> AcceptSim) KmsTrustOptions()
+    {
+        var roots = new Option<string[]>("--trust-sim-root") { Description = "PEM certificate of a simulated TEE platform root to trust (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var acceptSim = new Option<bool>("--accept-simulated-evidence") { Description = "Accept evidence from the SIMULATED TEE. Never in production." };
+        return (roots, acceptSim);
+    }
+
+    private static Command PartyCommand()
+    {
+        var dir = new Option<string>("--dir") { Description = "The party folder.", Required = true };
+        var id = new Option<string>("--id") { Description = "Party id (letters, digits, '-', '_').", Required = true };
+        var init = new Command("init", "Make a party folder: long-term ECDSA P-256 key (0600) and control token.") { dir, id };
+        init.SetAction(pr => GuardSync(() =>
+        {
+            using var identity = PartyIdentity.Init(Path.GetFullPath(pr.GetValue(dir)!), pr.GetValue(id)!);
+            Console.WriteLine($"Party '{identity.PartyId}' created in {identity.Directory}; public key fingerprint {identity.Key.PublicKey.Fingerprint}.");
+            return 0;
+        }));
+
+        var sdir = new Option<string>("--dir") { Description = "The party folder.", Required = true };
+        var device = new Option<string>("--device") { Description = "The simulated device folder of this party's isolated area.", Required = true };
+        var bundle = new Option<string>("--app-bundle") { Description = "App bundle to run in the isolated area.", DefaultValueFactory = _ => DefaultAppBundle };
+        var kmsUrl = new Option<string?>("--kms-url") { Description = "HTTPS URL of the KMS." };
+        var kmsFp = new Option<string?>("--kms-fingerprint") { Description = "SHA-256 fingerprint of the KMS certificate to pin." };
+        var hostKms = new Option<bool>("--host-kms") { Description = "Run the KMS inside this party's device." };
+        var kmsData = new Option<string?>("--kms-data-dir") { Description = "With --host-kms: the KMS folder (default: <party folder>/kms)." };
+        var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var (roots, acceptSim) = KmsTrustOptions();
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, roots, acceptSim };
+        serve.Validators.Add(r =>
+        {
+            var hosted = r.GetValue(hostKms);
+            var remote = r.GetValue(kmsUrl) is not null;
+            if (hosted == remote) r.AddError("Give either --kms-url with --kms-fingerprint, or --host-kms.");
+            if (remote && r.GetValue(kmsFp) is null) r.AddError("--kms-url needs --kms-fingerprint (the KMS certificate is pinned).");
+        });
+        serve.SetAction(async (pr, ct) =>
+        {
+            var partyDir = Path.GetFullPath(pr.GetValue(sdir)!);
+            var options = new PartyHostOptions
+            {
+                PartyDirectory = partyDir,
+                DeviceDirectory = Path.GetFullPath(pr.GetValue(device)!),
+                AppBundleDirectory = Path.GetFullPath(pr.GetValue(bundle)!),
+                Kms = pr.GetValue(kmsUrl) is { } u ? new ServiceEndpoint(u, pr.GetValue(kmsFp)!) : null,
+                HostedKms = pr.GetValue(hostKms) ? new KmsOptions
+                {
+                    DataDirectory = Path.GetFullPath(pr.GetValue(kmsData) ?? Path.Combine(partyDir, "kms")),
+                    TrustedSimulatedRoots = pr.GetValue(roots) ?? [],
+                    AcceptSimulatedEvidence = pr.GetValue(acceptSim),
+                } : null,
+                Port = pr.GetValue(port),
+                Launch = SelfLaunch.Current(),
+            };
+            return await Guard(async () =>
+            {
+                await using var host = await PartyHost.StartAsync(options);
+                Console.WriteLine($"TwinSeal party host listening on {host.Endpoint.Url} (certificate SHA-256 {host.Endpoint.Fingerprint}); KMS {(options.HostedKms is null ? host.KmsEndpoint.Url : "hosted in this device")}; isolated area: SIMULATED TEE.");
+                await host.WaitForShutdownAsync();
+                return 0;
+            });
+        });
+        return new Command("party", "A party's device: identity and host.") { init, serve };
+    }
+
+    private static Command EnclaveCommand()
+    {
+        var device = new Option<string>("--device") { Description = "The simulated device folder (attestation key).", Required = true };
+        var bundle = new Option<string>("--app-bundle") { Description = "App bundle to measure and run.", DefaultValueFactory = _ => DefaultAppBundle };
+        var run = new Command("run", "Run the isolated area (SIMULATED TEE) on stdin/stdout; started by the party host.") { device, bundle };
+        run.SetAction(async (pr, ct) => await EnclaveRuntime.RunProcessAsync(new EnclaveOptions(Path.GetFullPath(pr.GetValue(device)!), Path.GetFullPath(pr.GetValue(bundle)!))));
+        var mbundle = new Option<string>("--app-bundle") { Description = "App bundle to measure.", DefaultValueFactory = _ => DefaultAppBundle };
+        var measure = new Command("measure", "Print an app bundle's measurement (the reference value to register).") { mbundle };
+        measure.SetAction(pr => GuardSync(() =>
+        {
+            var b = AppBundle.Load(Path.GetFullPath(pr.GetValue(mbundle)!));
+            Console.WriteLine($"{b.App.Name} {b.Measurement}");
+            return 0;
+        }));
+        return new Command("enclave", "The isolated area.") { run, measure };
+    }
+
+    private static Command SimPlatformCommand()
+    {
+        var dir = new Option<string>("--dir") { Description = "Folder for the simulated platform root.", Required = true };
+        var init = new Command("init", "Create a SIMULATED TEE platform root (stands in for a hardware vendor's root).") { dir };
+        init.SetAction(pr => GuardSync(() =>
+        {
+            Console.WriteLine($"Simulated platform root certificate: {SimPlatform.EnsureRoot(Path.GetFullPath(pr.GetValue(dir)!))}");
+            return 0;
+        }));
+        var root = new Option<string>("--root") { Description = "Folder of the simulated platform root.", Required = true };
+        var device = new Option<string>("--device") { Description = "Folder for the device's attestation key.", Required = true };
+        var name = new Option<string>("--name") { Description = "Device name.", DefaultValueFactory = _ => "device" };
+        var provision = new Command("provision", "Provision a SIMULATED device attestation key signed by the root.") { root, device, name };
+        provision.SetAction(pr => GuardSync(() =>
+        {
+            SimPlatform.ProvisionDevice(Path.GetFullPath(pr.GetValue(root)!), Path.GetFullPath(pr.GetValue(device)!), pr.GetValue(name)!);
+            Console.WriteLine($"Simulated device provisioned in {pr.GetValue(device)}.");
+            return 0;
+        }));
+        return new Command("sim-platform", "The SIMULATED TEE platform (for development and the demo).") { init, provision };
+    }
+
+    private static async Task<int> Guard(Func<Task<int>> run)
+    {
+        try
+        {
+            return await run();
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or ProtocolException or System.Security.Cryptography.CryptographicException)
+        {
+            Console.Error.WriteLine($"twinseal: {e.Message}");
+            return 2;
+        }
+    }
+
+    private static int GuardSync(Func<int> run) => Guard(() => Task.FromResult(run())).GetAwaiter().GetResult();
+}

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Crypto;
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Enclave;
+
+/// <summary>Where the isolated area finds its platform and app.</summary>
+/// <param name="DeviceDirectory">The simulated device's attestation key and certificate.</param>
+/// <param name="AppBundleDirectory">The app bundle to measure and run.</param>
+public sealed record EnclaveOptions(string DeviceDirectory, string AppBundleDirectory);
+
+/// <summary>
+/// The isolated-area process (SIMULATED TEE): measures and loads the app, runs the platform self-tests, makes an
+/// ephemeral key pair, then serves its host's commands over the local channel (stdin/stdout frames). The host
+/// sees evidence, ciphertext and released results; never the data key or the other party's plaintext.
+/// </summary>
+public sealed class EnclaveRuntime : IDisposable
+{
+    private readonly AppBundle _bundle;
+    private readonly EphemeralKeyPair _keyPair = new();
+    private readonly SortedDictionary<string, string> _tests;
+    private readonly IEvidenceSource _source;
+    private readonly EvidenceAcquisition _evidence;
+    private readonly EncryptionUnit _encryption;
+    private readonly TableStorage _storage = new();
+
+    /// <summary>Starts the isolated area: measurement, self-tests, key pair.</summary>
+    public EnclaveRuntime(EnclaveOptions options, TimeProvider? clock = null)
+    {
+        _bundle = AppBundle.Load(options.AppBundleDirectory);
+        _tests = PlatformSelfTests.Run();
+        _source = new SimEvidenceSource(SimAttester.Load(options.DeviceDirectory), clock ?? TimeProvider.System);
+        _evidence = new EvidenceAcquisition(_source, _bundle, _tests, _keyPair.PublicKey);
+        _encryption = new EncryptionUnit(_keyPair);
+    }
+
+    /// <summary>Serves frames until the host closes the channel.</summary>
+    public async Task ServeAsync(Stream input, Stream output, CancellationToken ct = default)
+    {
+        while (await EnclaveFrame.ReadAsync(input, ct).ConfigureAwait(false) is { } frame)
+        {
+            EnclaveReply reply;
+            byte[] body = [];
+            try
+            {
+                var command = ProtocolJson.Parse<EnclaveCommand>(frame.Header, "enclave command");
+                (reply, body) = await HandleAsync(command, frame.Body).ConfigureAwait(false);
+            }
+            catch (ProtocolException e)
+            {
+                reply = Fail(e.Code, e.Message);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // No exception text: it could carry data; the type is enough to debug with the enclave's stderr log.
+                Console.Error.WriteLine($"enclave: {e}");
+                reply = Fail("enclave-error", $"The isolated area failed ({e.GetType().Name}); see its log.");
+            }
+            await EnclaveFrame.WriteAsync(output, ProtocolJson.Canonical(reply), new MemoryStream(body), body.Length, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static EnclaveReply Fail(string code, string message) => new(false, new EnclaveError(code, message), null, null, null, null, null);
+
+    private static EnclaveReply Ok() => new(true, null, null, null, null, null, null);
+
+    private async Task<(EnclaveReply, byte[])> HandleAsync(EnclaveCommand command, byte[] body)
+    {
+        switch (command)
+        {
+            case DescribeEnclave:
+                return (Ok() with { Description = new EnclaveDescription(_source.Platform, _source.Simulated, _bundle.Measurement, _tests, _bundle.App.Name, _keyPair.PublicKey) }, []);
+            case LoadTable load:
+                return (Ok() with { Loaded = _storage.Load(load.Table, body) }, []);
+            case Attest attest:
+                return (Ok() with { Evidence = _evidence.Attest(attest.Nonce) }, []);
+            case EncryptTable enc:
+                {
+                    var (table, csv, sha) = _storage.Get(enc.Table);
+                    var manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
+                    var ciphertext = await _encryption.EncryptAsync(enc.Key, manifest, csv).ConfigureAwait(false);
+                    return (Ok() with { Manifest = manifest }, ciphertext);
+                }
+            case ComputeOnDataset compute:
+                return await ComputeAsync(compute, body).ConfigureAwait(false);
+            default:
+                throw new ProtocolException("unknown-command", "The isolated area does not know this command.");
+        }
+    }
+
+    private async Task<(EnclaveReply, byte[])> ComputeAsync(ComputeOnDataset compute, byte[] ciphertext)
+    {
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var sw = Stopwatch.StartNew();
+        var own = _storage.Get(compute.OwnTable).Table;
+        var plaintext = await _encryption.DecryptAsync(compute.Key, compute.DatasetId, ciphertext).ConfigureAwait(false);
+        timings["decrypt"] = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+        var (manifest, peer) = VerificationUnit.Verify(plaintext, compute.DatasetId, compute.Key.Policy);
+        timings["verify"] = sw.Elapsed.TotalMilliseconds;
+        if (manifest.SenderParty == compute.Key.PartyId)
+            throw new ProtocolException("dataset-rejected", "The received dataset was encrypted by this same party; a match needs the other party's data.");
+        sw.Restart();
+        var output = _bundle.App.Run(new AppInput(own, peer, compute.Key.Policy.Output, compute.Key.PartyId, manifest.SenderParty));
+        timings["compute"] = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+        var released = output.Rows is null ? [] : TableCsv.Write(output.Rows);
+        timings["encode"] = sw.Elapsed.TotalMilliseconds;
+        var outcome = new ComputationOutcome(_bundle.App.Name, compute.Key.Policy.Output.Result, output.MatchCount, peer.Rows.Count, own.Rows.Count, manifest, timings);
+        return (Ok() with { Outcome = outcome }, released);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _keyPair.Dispose();
+
+    /// <summary>Process entry: serve stdin/stdout; diagnostics go to stderr so they never corrupt the channel.</summary>
+    public static async Task<int> RunProcessAsync(EnclaveOptions options)
+    {
+        EnclaveRuntime runtime;
+        try
+        {
+            runtime = new EnclaveRuntime(options);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            Console.Error.WriteLine($"twinseal enclave (SIMULATED TEE): cannot start: {e.Message}");
+            return 2;
+        }
+        using (runtime)
+        {
+            using var stdin = Console.OpenStandardInput();
+            using var stdout = Console.OpenStandardOutput();
+            await runtime.ServeAsync(stdin, stdout).ConfigureAwait(false);
+        }
+        return 0;
+    }
+}

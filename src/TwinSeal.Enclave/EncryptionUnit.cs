@@ -1,0 +1,111 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using TwinSeal.Crypto;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Enclave;
+
+/// <summary>
+/// Where a released data key is unwrapped, used and wiped (S22–S24, S32–S33). The key never outlives one call:
+/// every method opens it from the KMS's HPKE envelope and disposes (zeroes) it before returning.
+/// </summary>
+public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
+{
+    /// <summary>Encrypts a stored table as a dataset stream: u32 BE manifest length ‖ manifest JSON ‖ CSV, under the released key.</summary>
+    public async Task<byte[]> EncryptAsync(KeyUseResponse release, DatasetManifest manifest, byte[] csv)
+    {
+        using var key = OpenReleasedKey(release);
+        var manifestJson = ProtocolJson.Canonical(manifest);
+        var plaintext = new MemoryStream(4 + manifestJson.Length + csv.Length);
+        var len = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(len, (uint)manifestJson.Length);
+        plaintext.Write(len);
+        plaintext.Write(manifestJson);
+        plaintext.Write(csv);
+        plaintext.Position = 0;
+        var ciphertext = new MemoryStream(csv.Length + manifestJson.Length + 4096);
+        await DatasetStream.EncryptAsync(key, new DatasetStreamHeader(manifest.DatasetId, release.KeyId, release.KeyVersion), plaintext, ciphertext).ConfigureAwait(false);
+        return ciphertext.ToArray();
+    }
+
+    /// <summary>Decrypts a dataset stream; every segment must authenticate, in order, to the last one. Throws <see cref="ProtocolException"/> otherwise.</summary>
+    public async Task<byte[]> DecryptAsync(KeyUseResponse release, Guid expectedDatasetId, byte[] ciphertext)
+    {
+        DatasetStreamHeader header;
+        try
+        {
+            header = DatasetStream.ReadHeader(ciphertext);
+        }
+        catch (DatasetIntegrityException e)
+        {
+            throw new ProtocolException("dataset-rejected", $"The received dataset was rejected: {e.Reason}");
+        }
+        if (header.KeyId != release.KeyId || header.KeyVersion != release.KeyVersion)
+            throw new ProtocolException("dataset-rejected", $"The received dataset is encrypted under key {header.KeyId} v{header.KeyVersion}, not the released {release.KeyId} v{release.KeyVersion}.");
+        using var key = OpenReleasedKey(release);
+        var plaintext = new MemoryStream(ciphertext.Length);
+        try
+        {
+            await DatasetStream.DecryptAsync(key, new MemoryStream(ciphertext, writable: false), plaintext, expectedDatasetId).ConfigureAwait(false);
+        }
+        catch (DatasetIntegrityException e)
+        {
+            // Whatever was written before the failure is discarded: nothing partial reaches the computation.
+            CryptographicOperations.ZeroMemory(plaintext.GetBuffer());
+            throw new ProtocolException("dataset-rejected", $"The received dataset was rejected: {e.Reason}");
+        }
+        return plaintext.ToArray();
+    }
+
+    /// <summary>Opens the HPKE envelope from the KMS, checking that the policy it came with is the one it was released under.</summary>
+    private DataKey OpenReleasedKey(KeyUseResponse release)
+    {
+        if (PolicyDocument.Hash(release.Policy) != release.PolicyHash)
+            throw new ProtocolException("policy-mismatch", "The policy delivered with the key does not hash to the policy hash the KMS released it under.");
+        var aad = KeyReleaseBinding.Aad(release.KeyId, release.PartyId, release.KeyVersion, release.AuthorityVersion, release.PolicyHash);
+        try
+        {
+            return keyPair.OpenDataKey(release.Enc, release.WrappedKey, KeyReleaseBinding.Info, aad);
+        }
+        catch (CryptographicException)
+        {
+            throw new ProtocolException("key-unwrap-failed", "The released key does not open in this isolated area: it was wrapped to another enclave key, or its binding (key, party, version, policy) was altered in transit.");
+        }
+    }
+}
+
+/// <summary>
+/// Checks that decrypted data is the data that was sent (S34–S35): the manifest inside the authenticated stream
+/// names this dataset, a sender app the policy accepts, the schema, the row count and the SHA-256 of the CSV.
+/// </summary>
+public static class VerificationUnit
+{
+    /// <summary>Splits and checks the plaintext; returns the manifest and the parsed table, or throws <see cref="ProtocolException"/>.</summary>
+    public static (DatasetManifest Manifest, Protocol.Apps.Table Table) Verify(byte[] plaintext, Guid expectedDatasetId, AuthorityPolicy policy)
+    {
+        static ProtocolException Reject(string why) => new("dataset-rejected", $"The received dataset was rejected: {why}");
+        if (plaintext.Length < 4) throw Reject("no manifest");
+        var manifestLength = BinaryPrimitives.ReadUInt32BigEndian(plaintext);
+        if (manifestLength > plaintext.Length - 4) throw Reject("the manifest length is out of range");
+        DatasetManifest manifest;
+        try
+        {
+            manifest = ProtocolJson.Parse<DatasetManifest>(plaintext.AsSpan(4, (int)manifestLength), "dataset manifest");
+        }
+        catch (ProtocolException e)
+        {
+            throw Reject(e.Message);
+        }
+        if (manifest.DatasetId != expectedDatasetId) throw Reject($"the manifest names dataset {manifest.DatasetId}, expected {expectedDatasetId}");
+        var grant = policy.Usage.FirstOrDefault(g => g.PartyId == manifest.SenderParty) ?? throw Reject($"sender '{manifest.SenderParty}' is not in the usage authority");
+        if (!grant.ReferenceValues.Measurements.Contains(manifest.SenderMeasurement, StringComparer.OrdinalIgnoreCase))
+            throw Reject($"it was encrypted by app {manifest.SenderMeasurement}, which the policy does not accept for '{manifest.SenderParty}'");
+        var csv = plaintext.AsSpan(4 + (int)manifestLength).ToArray();
+        if (csv.LongLength != manifest.CsvBytes) throw Reject($"the manifest announces {manifest.CsvBytes} bytes, the data has {csv.LongLength}");
+        if (TableCsv.Sha256(csv) != manifest.Sha256) throw Reject("the SHA-256 of the data differs from the manifest's");
+        var table = TableCsv.Parse(csv, "received dataset");
+        if (!table.Columns.SequenceEqual(manifest.Schema, StringComparer.Ordinal)) throw Reject("the schema differs from the manifest's");
+        if (table.Rows.Count != manifest.RowCount) throw Reject($"the manifest announces {manifest.RowCount} rows, the data has {table.Rows.Count}");
+        return (manifest, table);
+    }
+}

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Text;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Party;
+
+/// <summary>
+/// The party host's handle on its isolated area: a separate OS process spoken to over its stdin/stdout with
+/// <see cref="EnclaveFrame"/>s, one command at a time. Its stderr is kept for diagnostics.
+/// </summary>
+public sealed class EnclaveProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly StringBuilder _stderr = new();
+
+    private EnclaveProcess(Process process)
+    {
+        _process = process;
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_stderr)
+            {
+                if (_stderr.Length < 64 * 1024) _stderr.AppendLine(e.Data);
+            }
+        };
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>OS process id of the isolated area.</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>Starts <c>twinseal enclave run</c> with the given device and app bundle.</summary>
+    public static async Task<EnclaveProcess> StartAsync(SelfLaunch launch, string deviceDirectory, string appBundleDirectory)
+    {
+        var psi = launch.StartInfo(["enclave", "run", "--device", deviceDirectory, "--app-bundle", appBundleDirectory]);
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("The isolated area process did not start.");
+        var enclave = new EnclaveProcess(process);
+        // The first command doubles as a readiness check and surfaces start-up failures with the enclave's own words.
+        await enclave.CallAsync(new DescribeEnclave()).ConfigureAwait(false);
+        return enclave;
+    }
+
+    /// <summary>Sends one command and returns the reply header and body; throws <see cref="ProtocolException"/> with the enclave's code if it failed.</summary>
+    public async Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, byte[]? body = null, CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_process.HasExited) throw Dead();
+            var header = ProtocolJson.Canonical(command);
+            try
+            {
+                await EnclaveFrame.WriteAsync(_process.StandardInput.BaseStream, header, body is null ? null : new MemoryStream(body), body?.LongLength ?? 0, ct).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                throw Dead();
+            }
+            var frame = await EnclaveFrame.ReadAsync(_process.StandardOutput.BaseStream, ct).ConfigureAwait(false) ?? throw Dead();
+            var reply = ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply");
+            if (!reply.Ok) throw new ProtocolException(reply.Error?.Code ?? "enclave-error", reply.Error?.Message ?? "The isolated area refused the command.");
+            return (reply, frame.Body);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private ProtocolException Dead()
+    {
+        _process.WaitForExit(2000);
+        string log;
+        lock (_stderr) log = _stderr.ToString().Trim();
+        var exit = _process.HasExited ? $" (exit code {_process.ExitCode})" : "";
+        return new ProtocolException("enclave-unavailable", $"The isolated area process stopped{exit}. {log}".Trim());
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            _process.StandardInput.Close();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        }
+        _process.Dispose();
+        _gate.Dispose();
+    }
+}

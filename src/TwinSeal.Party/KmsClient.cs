@@ -1,0 +1,58 @@
+using TwinSeal.Crypto;
+using TwinSeal.Kms.Http;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Party;
+
+/// <summary>The party host's typed client of the KMS API; administrative calls are signed with the party key.</summary>
+public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySigningKey key) : IDisposable
+{
+    private const string P = KmsEndpoints.Prefix;
+    private readonly RemoteClient _remote = new(endpoint);
+
+    private (string, PartySigningKey) Signer => (partyId, key);
+
+    /// <summary>Registers this party's public key (idempotent).</summary>
+    public Task<PartyInfo> RegisterAsync() => _remote.SendJsonAsync<PartyInfo>(HttpMethod.Post, $"{P}/parties", new PartyRegistration(partyId, key.PublicKey.SubjectPublicKeyInfo), Signer);
+
+    /// <summary>Looks up a registered party.</summary>
+    public Task<PartyInfo> GetPartyAsync(string id) => _remote.SendJsonAsync<PartyInfo>(HttpMethod.Get, $"{P}/parties/{Uri.EscapeDataString(id)}", null);
+
+    /// <summary>S1–S4.</summary>
+    public Task<KeyInfo> CreateKeyAsync(string? label) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Post, $"{P}/keys", new KeyCreateRequest(label), Signer);
+
+    /// <summary>Reads a key.</summary>
+    public Task<KeyInfo> GetKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null);
+
+    /// <summary>Deletes a key.</summary>
+    public Task<KeyInfo> DeleteKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Delete, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null, Signer);
+
+    /// <summary>Reads the current authority.</summary>
+    public Task<AuthorityInfo> GetAuthorityAsync(string keyId) => _remote.SendJsonAsync<AuthorityInfo>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}/authority", null);
+
+    /// <summary>S5–S9: proposes a policy.</summary>
+    public Task<ProposalStatus> ProposeAsync(string keyId, ChangeProposal proposal) => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/proposals", proposal, Signer);
+
+    /// <summary>Approves a proposal.</summary>
+    public Task<ProposalStatus> ApproveAsync(string keyId, string proposalId, string proposalHash)
+        => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/proposals/{Uri.EscapeDataString(proposalId)}/approvals", new Approval(proposalHash), Signer);
+
+    /// <summary>S15: a fresh nonce.</summary>
+    public Task<NonceResponse> NonceAsync() => _remote.SendJsonAsync<NonceResponse>(HttpMethod.Post, $"{P}/nonces", null);
+
+    /// <summary>Signs a key-use request without sending it.</summary>
+    public CapturedRequest PrepareKeyUse(KeyUseRequest request) => RemoteClient.Capture(HttpMethod.Post, $"{P}/key-use", request, partyId, key);
+
+    /// <summary>S17/S27: sends a prepared key-use request.</summary>
+    public async Task<KeyUseResponse> UseKeyAsync(CapturedRequest prepared)
+        => ProtocolJson.Parse<KeyUseResponse>(await _remote.SendCapturedAsync(prepared).ConfigureAwait(false), "key-use reply");
+
+    /// <summary>Reads the audit log.</summary>
+    public Task<AuditRecord[]> AuditAsync(long after = 0) => _remote.SendJsonAsync<AuditRecord[]>(HttpMethod.Get, $"{P}/audit?after={after}", null);
+
+    /// <summary>Checks the audit chain.</summary>
+    public Task<AuditVerification> VerifyAuditAsync() => _remote.SendJsonAsync<AuditVerification>(HttpMethod.Get, $"{P}/audit/verify", null);
+
+    /// <inheritdoc />
+    public void Dispose() => _remote.Dispose();
+}

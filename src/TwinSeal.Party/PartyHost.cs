@@ -1,0 +1,338 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Crypto;
+using TwinSeal.Kms;
+using TwinSeal.Kms.Http;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Party;
+
+/// <summary>Configuration of a party host.</summary>
+public sealed class PartyHostOptions
+{
+    /// <summary>The party folder (identity, inbox, transcript).</summary>
+    public required string PartyDirectory { get; init; }
+    /// <summary>The simulated device (attestation key) of this party's isolated area.</summary>
+    public required string DeviceDirectory { get; init; }
+    /// <summary>The app bundle the isolated area measures and runs.</summary>
+    public required string AppBundleDirectory { get; init; }
+    /// <summary>The KMS to use; null when this host runs the KMS itself (<see cref="HostedKms"/>).</summary>
+    public ServiceEndpoint? Kms { get; init; }
+    /// <summary>Set to run the KMS inside this party's device.</summary>
+    public KmsOptions? HostedKms { get; init; }
+    /// <summary>Loopback port (0 = any free).</summary>
+    public int Port { get; init; }
+    /// <summary>How to start the isolated area process.</summary>
+    public required SelfLaunch Launch { get; init; }
+}
+
+/// <summary>
+/// The party's transmission/reception controller: the only part of the device that talks to the participant
+/// (control API, bearer token), the KMS and the other party (peer API, signed requests). It drives its isolated
+/// area over a local channel and never holds the data key or the other party's plaintext.
+/// </summary>
+public sealed class PartyHost : IAsyncDisposable
+{
+    private const long MaxDatasetBytes = 4L << 30;
+    private readonly WebApplication _app;
+    private readonly PartyIdentity _identity;
+    private readonly EnclaveProcess _enclave;
+    private readonly KmsService? _hostedKms;
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
+    private KmsClient? _kmsClient;
+    private EnclaveDescription? _description;
+
+    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms)
+    {
+        _app = app;
+        _identity = identity;
+        _enclave = enclave;
+        _hostedKms = hostedKms;
+        Endpoint = endpoint;
+        KmsEndpoint = kms;
+    }
+
+    /// <summary>Where this host is reached.</summary>
+    public ServiceEndpoint Endpoint { get; }
+    /// <summary>The KMS this host uses (itself when it hosts the KMS).</summary>
+    public ServiceEndpoint KmsEndpoint { get; }
+    private string InboxDirectory => Path.Combine(_identity.Directory, "inbox");
+    private string TranscriptDirectory => Path.Combine(_identity.Directory, "transcript");
+
+    /// <summary>Starts the isolated area and the host's HTTPS endpoints; writes <c>endpoint.json</c> into the party folder.</summary>
+    public static async Task<PartyHost> StartAsync(PartyHostOptions options)
+    {
+        if (options.Kms is null == options.HostedKms is null)
+            throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
+        var identity = PartyIdentity.Load(options.PartyDirectory);
+        var enclave = await EnclaveProcess.StartAsync(options.Launch, options.DeviceDirectory, options.AppBundleDirectory).ConfigureAwait(false);
+        var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
+        var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, MaxDatasetBytes);
+        KmsService? hostedKms = null;
+        if (options.HostedKms is not null)
+        {
+            hostedKms = new KmsService(options.HostedKms);
+            builder.Services.AddOpenApi();
+        }
+        var app = builder.Build();
+        app.UseProblemResponses();
+        if (hostedKms is not null)
+        {
+            app.MapOpenApi();
+            app.MapKms(hostedKms);
+        }
+        PartyHost? host = null;
+        MapControl(app, identity, () => host!);
+        MapPeer(app, () => host!);
+        await app.StartAsync().ConfigureAwait(false);
+        var endpoint = HttpsLoopbackHost.Endpoint(app, cert);
+        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint);
+        Directory.CreateDirectory(host.InboxDirectory);
+        Directory.CreateDirectory(host.TranscriptDirectory);
+        ServiceEndpointFile.Write(options.PartyDirectory, endpoint);
+        return host;
+    }
+
+    /// <summary>Runs until the process is asked to stop.</summary>
+    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
+
+    private KmsClient Kms => _kmsClient ??= new KmsClient(KmsEndpoint, _identity.PartyId, _identity.Key);
+
+    private static void MapControl(WebApplication app, PartyIdentity identity, Func<PartyHost> host)
+    {
+        var g = app.MapGroup("/control/v1").WithTags("Control");
+        g.AddEndpointFilter(async (ctx, next) =>
+        {
+            var auth = ctx.HttpContext.Request.Headers.Authorization.ToString();
+            var expected = "Bearer " + identity.ControlToken;
+            if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(auth), System.Text.Encoding.UTF8.GetBytes(expected)))
+                throw KmsException.Unauthenticated("control-token-required", "The control API needs the party's control token (control.token in the party folder).");
+            try
+            {
+                return await next(ctx);
+            }
+            catch (RemoteProblemException e)
+            {
+                throw new KmsException(e.Status is >= 400 and < 500 ? e.Status : 502, e.Code, $"KMS or peer refused: {e.Message}");
+            }
+            catch (ProtocolException e) when (e is not KmsException)
+            {
+                throw new KmsException(422, e.Code, e.Message);
+            }
+        });
+
+        g.MapGet("/enclave", async () => Results.Json(await host().DescribeAsync(), ProtocolJson.Options));
+        g.MapPost("/register", async () => Results.Json(await host().Kms.RegisterAsync(), ProtocolJson.Options));
+        g.MapPost("/keys", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<CreateKeyCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "create key");
+            return Results.Json(await host().Kms.CreateKeyAsync(cmd.Label), ProtocolJson.Options);
+        });
+        g.MapPost("/proposals", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<ProposeCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 256 * 1024), "proposal");
+            return Results.Json(await host().Kms.ProposeAsync(cmd.KeyId, new ChangeProposal(cmd.BaseVersion, cmd.Policy)), ProtocolJson.Options);
+        });
+        g.MapPost("/approvals", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<ApproveCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "approval");
+            return Results.Json(await host().Kms.ApproveAsync(cmd.KeyId, cmd.ProposalId, cmd.ProposalHash), ProtocolJson.Options);
+        });
+        g.MapPut("/tables/{name}", async (HttpRequest req, string name) =>
+        {
+            var csv = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
+            var (reply, _) = await host()._enclave.CallAsync(new LoadTable(name), csv);
+            return Results.Json(reply.Loaded, ProtocolJson.Options);
+        });
+        g.MapPost("/send", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<SendTableCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "send");
+            return Results.Json(await host().SendAsync(cmd), ProtocolJson.Options);
+        });
+        g.MapPost("/compute", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<ComputeCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "compute");
+            return Results.Json(await host().ComputeAsync(cmd), ProtocolJson.Options);
+        });
+    }
+
+    private static void MapPeer(WebApplication app, Func<PartyHost> host)
+    {
+        var g = app.MapGroup("/peer/v1").WithTags("Peer");
+        g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
+            var sender = await host().AuthenticatePeerAsync(req, body);
+            return Results.Json(await host().StoreIncomingAsync(id, sender, body), ProtocolJson.Options);
+        });
+    }
+
+    private async Task<EnclaveDescription> DescribeAsync()
+    {
+        if (_description is null)
+        {
+            var (reply, _) = await _enclave.CallAsync(new DescribeEnclave()).ConfigureAwait(false);
+            _description = reply.Description!;
+        }
+        return _description;
+    }
+
+    /// <summary>S13–S21 / S26–S31: nonce, evidence, key-use request (kept in the transcript), released key envelope.</summary>
+    private async Task<KeyUseResponse> ObtainKeyAsync(string keyId, IDictionary<string, double> timings)
+    {
+        var sw = Stopwatch.StartNew();
+        var description = await DescribeAsync().ConfigureAwait(false);
+        var nonce = await Kms.NonceAsync().ConfigureAwait(false);
+        var (attested, _) = await _enclave.CallAsync(new Attest(nonce.Nonce)).ConfigureAwait(false);
+        timings["attest"] = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+        var prepared = Kms.PrepareKeyUse(new KeyUseRequest(keyId, nonce.Nonce, attested.Evidence!, description.EnclavePublicKey));
+        // The transcript is the party's record of what it asked the KMS; it holds no secret (the key comes back wrapped to the enclave).
+        await File.WriteAllBytesAsync(Path.Combine(TranscriptDirectory, $"key-use-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.json"), ProtocolJson.Canonical(prepared)).ConfigureAwait(false);
+        var released = await Kms.UseKeyAsync(prepared).ConfigureAwait(false);
+        timings["key-release"] = sw.Elapsed.TotalMilliseconds;
+        return released;
+    }
+
+    private async Task<SendTableResult> SendAsync(SendTableCommand cmd)
+    {
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var released = await ObtainKeyAsync(cmd.KeyId, timings).ConfigureAwait(false);
+        var sw = Stopwatch.StartNew();
+        var datasetId = Guid.NewGuid();
+        var (reply, ciphertext) = await _enclave.CallAsync(new EncryptTable(cmd.Table, released, datasetId)).ConfigureAwait(false);
+        timings["encrypt"] = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+        using var peer = new RemoteClient(new ServiceEndpoint(cmd.PeerUrl, cmd.PeerFingerprint));
+        var receipt = ProtocolJson.Parse<DatasetReceipt>(
+            await peer.SendAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}", ciphertext, (_identity.PartyId, _identity.Key), contentType: "application/octet-stream").ConfigureAwait(false),
+            "peer receipt");
+        if (receipt.Sha256 != Convert.ToHexStringLower(SHA256.HashData(ciphertext)) || receipt.Bytes != ciphertext.LongLength)
+            throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
+        timings["send"] = sw.Elapsed.TotalMilliseconds;
+        return new SendTableResult(datasetId, reply.Manifest!.RowCount, ciphertext.LongLength, new StageTimings(timings));
+    }
+
+    private async Task<ComputeResult> ComputeAsync(ComputeCommand cmd)
+    {
+        var path = Path.Combine(InboxDirectory, $"{cmd.DatasetId}.tsds");
+        if (!File.Exists(path)) throw KmsException.NotFound("dataset-not-found", $"No dataset {cmd.DatasetId} has been received.");
+        var ciphertext = await File.ReadAllBytesAsync(path).ConfigureAwait(false);
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        var released = await ObtainKeyAsync(cmd.KeyId, timings).ConfigureAwait(false);
+        var (reply, rows) = await _enclave.CallAsync(new ComputeOnDataset(cmd.OwnTable, released, cmd.DatasetId), ciphertext).ConfigureAwait(false);
+        var outcome = reply.Outcome!;
+        foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;
+        string? written = null;
+        if (outcome.Result == ResultKind.JoinedRows && cmd.OutputPath is not null)
+        {
+            var sw = Stopwatch.StartNew();
+            var full = Path.GetFullPath(cmd.OutputPath);
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            await WriteDurablyAsync(full, rows).ConfigureAwait(false);
+            written = full;
+            timings["write"] = sw.Elapsed.TotalMilliseconds;
+        }
+        return new ComputeResult(cmd.DatasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.PeerRows, outcome.OwnRows, written, new StageTimings(timings));
+    }
+
+    private async Task<string> AuthenticatePeerAsync(HttpRequest req, byte[] body)
+    {
+        var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
+        if (partyId.Length == 0) throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party.");
+        PartyInfo peer;
+        try
+        {
+            peer = await Kms.GetPartyAsync(partyId).ConfigureAwait(false);
+        }
+        catch (RemoteProblemException e) when (e.Status == 404)
+        {
+            throw KmsException.Unauthenticated("unknown-party", $"Party '{partyId}' is not registered with the KMS.");
+        }
+        var ts = long.TryParse(req.Headers[SignedRequest.TimestampHeader], out var t) ? t : -1;
+        var requestId = req.Headers[SignedRequest.RequestIdHeader].ToString();
+        byte[] sig;
+        try
+        {
+            sig = System.Buffers.Text.Base64Url.DecodeFromChars(req.Headers[SignedRequest.SignatureHeader].ToString());
+        }
+        catch (FormatException)
+        {
+            throw KmsException.Unauthenticated("bad-signature", "The signature is not base64url.");
+        }
+        var input = SignedRequest.SigningInput(req.Method, req.Path + req.QueryString, partyId, ts, requestId, body);
+        if (!PartyPublicKey.FromSubjectPublicKeyInfo(peer.PublicKey).Verify(input, sig))
+            throw KmsException.Unauthenticated("bad-signature", $"The signature does not verify with party '{partyId}''s registered key.");
+        var now = DateTimeOffset.UtcNow;
+        if ((now - DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(ts, 0, 253402300799))).Duration() > SignedRequest.MaxClockSkew)
+            throw KmsException.Unauthenticated("stale-request", "The peer request's timestamp is too far from this host's clock.");
+        foreach (var old in _peerRequestIds.Where(kv => now - kv.Value > 2 * SignedRequest.MaxClockSkew).Select(kv => kv.Key).ToList()) _peerRequestIds.TryRemove(old, out _);
+        if (requestId.Length < 16 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
+            throw KmsException.Unauthenticated("replayed-request", "This peer request id was already used.");
+        if (partyId == _identity.PartyId) throw KmsException.Forbidden("self-send", "A party cannot send a dataset to itself.");
+        return partyId;
+    }
+
+    private async Task<DatasetReceipt> StoreIncomingAsync(Guid id, string sender, byte[] body)
+    {
+        var path = Path.Combine(InboxDirectory, $"{id}.tsds");
+        if (File.Exists(path)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
+        await WriteDurablyAsync(path, body).ConfigureAwait(false);
+        await File.WriteAllTextAsync(path + ".from", sender).ConfigureAwait(false);
+        return new DatasetReceipt(id, body.LongLength, Convert.ToHexStringLower(SHA256.HashData(body)));
+    }
+
+    /// <summary>Write-then-rename with fsync, so a crash leaves either the whole file or none.</summary>
+    private static async Task WriteDurablyAsync(string path, byte[] bytes)
+    {
+        var tmp = path + ".partial";
+        await using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        {
+            await fs.WriteAsync(bytes).ConfigureAwait(false);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        await _enclave.DisposeAsync().ConfigureAwait(false);
+        _kmsClient?.Dispose();
+        _hostedKms?.Dispose();
+        _identity.Dispose();
+    }
+}
+
+/// <summary>The <c>endpoint.json</c> a running service writes into its folder, so others can find and pin it.</summary>
+public static class ServiceEndpointFile
+{
+    /// <summary>File name.</summary>
+    public const string FileName = "endpoint.json";
+
+    /// <summary>Writes the endpoint atomically.</summary>
+    public static void Write(string directory, ServiceEndpoint endpoint)
+    {
+        var path = Path.Combine(directory, FileName);
+        File.WriteAllBytes(path + ".tmp", ProtocolJson.Canonical(endpoint));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>Reads an endpoint file, or null if it is not there yet.</summary>
+    public static ServiceEndpoint? TryRead(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        return File.Exists(path) ? ProtocolJson.Parse<ServiceEndpoint>(File.ReadAllBytes(path), path) : null;
+    }
+
+    /// <summary>Deletes a stale endpoint file before a service starts.</summary>
+    public static void Clear(string directory) => File.Delete(Path.Combine(directory, FileName));
+}

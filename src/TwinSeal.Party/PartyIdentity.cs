@@ -1,0 +1,61 @@
+using System.Security.Cryptography;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Crypto;
+
+namespace TwinSeal.Party;
+
+/// <summary>
+/// A party's folder: its id, its long-term signing key (0600) and the control token its participant uses to
+/// drive the host. Made by <c>twinseal party init</c>.
+/// </summary>
+public sealed class PartyIdentity : IDisposable
+{
+    private const string IdFile = "party.id";
+    private const string KeyFile = "party.key.pem";
+    private const string TokenFile = "control.token";
+
+    private PartyIdentity(string directory, string partyId, PartySigningKey key, string controlToken)
+    {
+        Directory = directory;
+        PartyId = partyId;
+        Key = key;
+        ControlToken = controlToken;
+    }
+
+    /// <summary>The party's folder.</summary>
+    public string Directory { get; }
+    /// <summary>The party id.</summary>
+    public string PartyId { get; }
+    /// <summary>The long-term signing key.</summary>
+    public PartySigningKey Key { get; }
+    /// <summary>Bearer token of the host's control API.</summary>
+    public string ControlToken { get; }
+
+    /// <summary>Creates a party folder; refuses to overwrite an existing identity.</summary>
+    public static PartyIdentity Init(string directory, string partyId)
+    {
+        Kms.Store.PartyRegistry.ValidateId(partyId);
+        System.IO.Directory.CreateDirectory(directory);
+        if (File.Exists(Path.Combine(directory, KeyFile)))
+            throw new InvalidOperationException($"'{directory}' already holds a party identity; use another folder or keep it.");
+        using (var key = PartySigningKey.Generate())
+            SecretFile.WriteAllText(Path.Combine(directory, KeyFile), key.ExportPem());
+        SecretFile.WriteAllText(Path.Combine(directory, TokenFile), Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+        File.WriteAllText(Path.Combine(directory, IdFile), partyId);
+        return Load(directory);
+    }
+
+    /// <summary>Loads a party folder made by <see cref="Init"/>.</summary>
+    public static PartyIdentity Load(string directory)
+    {
+        var idPath = Path.Combine(directory, IdFile);
+        if (!File.Exists(idPath)) throw new InvalidOperationException($"'{directory}' is not a party folder (run 'twinseal party init' first).");
+        var id = File.ReadAllText(idPath).Trim();
+        var key = PartySigningKey.FromPem(File.ReadAllText(Path.Combine(directory, KeyFile)));
+        var token = File.ReadAllText(Path.Combine(directory, TokenFile)).Trim();
+        return new PartyIdentity(directory, id, key, token);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Key.Dispose();
+}

@@ -1,0 +1,141 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using TwinSeal.Crypto;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Party;
+
+/// <summary>A problem returned by a remote TwinSeal service.</summary>
+public sealed class RemoteProblemException(int status, string code, string detail) : ProtocolException(code, detail)
+{
+    /// <summary>HTTP status.</summary>
+    public int Status { get; } = status;
+}
+
+/// <summary>
+/// HTTPS client for one TwinSeal service, pinned to its certificate fingerprint (no CA, no "accept any"),
+/// that signs requests with a party key when asked to.
+/// </summary>
+public sealed class RemoteClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly string _baseUrl;
+
+    /// <summary>A client for <paramref name="endpoint"/>.</summary>
+    public RemoteClient(ServiceEndpoint endpoint, TimeSpan? timeout = null)
+    {
+        var pinned = endpoint.Fingerprint.ToLowerInvariant();
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData())) == pinned },
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        };
+        _http = new HttpClient(handler) { Timeout = timeout ?? TimeSpan.FromMinutes(10) };
+        _baseUrl = endpoint.Url.TrimEnd('/');
+    }
+
+    /// <summary>Sends a request; JSON-serialises <paramref name="body"/> unless it is raw bytes; signs it if <paramref name="signer"/> is given.</summary>
+    public async Task<byte[]> SendAsync(HttpMethod method, string path, object? body, (string PartyId, PartySigningKey Key)? signer = null, string? bearer = null, string contentType = "application/json", CancellationToken ct = default)
+    {
+        var bytes = body switch
+        {
+            null => [],
+            byte[] raw => raw,
+            _ => ProtocolJson.Canonical(body),
+        };
+        using var req = new HttpRequestMessage(method, _baseUrl + path);
+        if (bytes.Length > 0 || method == HttpMethod.Post || method == HttpMethod.Put)
+        {
+            req.Content = new ByteArrayContent(bytes);
+            req.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        }
+        if (signer is { } s) Sign(req, path, bytes, s.PartyId, s.Key);
+        if (bearer is not null) req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        HttpResponseMessage resp;
+        try
+        {
+            resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new RemoteProblemException(0, "unreachable", $"{_baseUrl} cannot be reached: {e.Message}");
+        }
+        using (resp)
+        {
+            var content = await resp.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+            if (resp.IsSuccessStatusCode) return content;
+            throw ToProblem(resp.StatusCode, content);
+        }
+    }
+
+    /// <summary>Sends and parses a JSON reply.</summary>
+    public async Task<T> SendJsonAsync<T>(HttpMethod method, string path, object? body, (string PartyId, PartySigningKey Key)? signer = null, string? bearer = null, CancellationToken ct = default)
+        => ProtocolJson.Parse<T>(await SendAsync(method, path, body, signer, bearer, ct: ct).ConfigureAwait(false), $"reply of {path}");
+
+    /// <summary>Adds the <see cref="SignedRequest"/> headers.</summary>
+    public static void Sign(HttpRequestMessage req, string pathAndQuery, byte[] body, string partyId, PartySigningKey key)
+    {
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var sig = key.Sign(SignedRequest.SigningInput(req.Method.Method, pathAndQuery, partyId, ts, id, body));
+        req.Headers.Add(SignedRequest.PartyHeader, partyId);
+        req.Headers.Add(SignedRequest.TimestampHeader, ts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        req.Headers.Add(SignedRequest.RequestIdHeader, id);
+        req.Headers.Add(SignedRequest.SignatureHeader, System.Buffers.Text.Base64Url.EncodeToString(sig));
+    }
+
+    /// <summary>Builds a signed request without sending it, so the caller can keep it in a transcript.</summary>
+    public static CapturedRequest Capture(HttpMethod method, string path, object body, string partyId, PartySigningKey key)
+    {
+        var bytes = ProtocolJson.Canonical(body);
+        using var req = new HttpRequestMessage(method, "https://unused" + path);
+        Sign(req, path, bytes, partyId, key);
+        return new CapturedRequest(method.Method, path, req.Headers.ToDictionary(h => h.Key, h => h.Value.Single()), bytes);
+    }
+
+    /// <summary>Sends a request exactly as captured (headers and body): used for the real send, and by the demo to replay it as an eavesdropper would.</summary>
+    public async Task<byte[]> SendCapturedAsync(CapturedRequest captured, CancellationToken ct = default)
+    {
+        using var req = new HttpRequestMessage(new HttpMethod(captured.Method), _baseUrl + captured.Path) { Content = new ByteArrayContent(captured.Body) };
+        req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        foreach (var (k, v) in captured.Headers) req.Headers.Add(k, v);
+        HttpResponseMessage resp;
+        try
+        {
+            resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new RemoteProblemException(0, "unreachable", $"{_baseUrl} cannot be reached: {e.Message}");
+        }
+        using (resp)
+        {
+            var content = await resp.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+            if (!resp.IsSuccessStatusCode) throw ToProblem(resp.StatusCode, content);
+            return content;
+        }
+    }
+
+    private static RemoteProblemException ToProblem(HttpStatusCode status, byte[] content)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(content);
+            var code = doc.RootElement.TryGetProperty("code", out var c) ? c.GetString() : null;
+            var detail = doc.RootElement.TryGetProperty("detail", out var d) ? d.GetString() : null;
+            return new RemoteProblemException((int)status, code ?? "http-" + (int)status, detail ?? $"HTTP {(int)status}");
+        }
+        catch (JsonException)
+        {
+            return new RemoteProblemException((int)status, "http-" + (int)status, $"HTTP {(int)status} without a problem document");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>A signed request as it went over the wire, kept in the party's transcript.</summary>
+public sealed record CapturedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body);

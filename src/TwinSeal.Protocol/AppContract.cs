@@ -1,0 +1,34 @@
+namespace TwinSeal.Protocol.Apps;
+
+/// <summary>A table of text cells with named columns, as the isolated area's storage holds it.</summary>
+public sealed class Table(IReadOnlyList<string> columns, IReadOnlyList<string[]> rows)
+{
+    /// <summary>Column names, in order.</summary>
+    public IReadOnlyList<string> Columns { get; } = columns;
+    /// <summary>Rows; each has exactly <see cref="Columns"/>.Count cells.</summary>
+    public IReadOnlyList<string[]> Rows { get; } = rows;
+
+    /// <summary>Index of a column, or -1.</summary>
+    public int IndexOf(string column)
+    {
+        for (var i = 0; i < Columns.Count; i++)
+            if (string.Equals(Columns[i], column, StringComparison.Ordinal)) return i;
+        return -1;
+    }
+}
+
+/// <summary>What an app is given: its own party's table, the other party's verified table, and the agreed output policy.</summary>
+public sealed record AppInput(Table Own, Table Peer, OutputPolicy Policy, string OwnParty, string PeerParty);
+
+/// <summary>What an app releases: the match count always, rows only when the policy allows them to this party.</summary>
+public sealed record AppOutput(long MatchCount, Table? Rows);
+
+/// <summary>An app that runs inside the isolated area. Implementations live in the measured app bundle.</summary>
+public interface IEnclaveApp
+{
+    /// <summary>Computation name as it appears in <see cref="OutputPolicy.Computation"/>.</summary>
+    string Name { get; }
+
+    /// <summary>Runs the computation; throws <see cref="ProtocolException"/> for a request outside the output policy.</summary>
+    AppOutput Run(AppInput input);
+}

@@ -1,0 +1,92 @@
+using System.Buffers.Binary;
+using System.Text.Json.Serialization;
+
+namespace TwinSeal.Protocol;
+
+// The local channel between a party host and its isolated area (the enclave process's stdin/stdout).
+// A frame is: u32 BE header length ‖ header (UTF-8 JSON) ‖ u64 BE body length ‖ body (raw bytes: CSV, ciphertext).
+
+/// <summary>A command from the host to its isolated area.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
+[JsonDerivedType(typeof(DescribeEnclave), "describe")]
+[JsonDerivedType(typeof(LoadTable), "load-table")]
+[JsonDerivedType(typeof(Attest), "attest")]
+[JsonDerivedType(typeof(EncryptTable), "encrypt-table")]
+[JsonDerivedType(typeof(ComputeOnDataset), "compute")]
+public abstract record EnclaveCommand;
+
+/// <summary>Report platform, measurement, test results and the ephemeral public key.</summary>
+public sealed record DescribeEnclave : EnclaveCommand;
+
+/// <summary>S11–S12: store the CSV in the frame body as table <paramref name="Table"/>.</summary>
+public sealed record LoadTable(string Table) : EnclaveCommand;
+
+/// <summary>S15–S16: produce evidence binding <paramref name="Nonce"/> and the ephemeral public key.</summary>
+public sealed record Attest(byte[] Nonce) : EnclaveCommand;
+
+/// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply body: the encrypted dataset.</summary>
+public sealed record EncryptTable(string Table, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
+
+/// <summary>S32–S36: unwrap the key, decrypt and verify the dataset in the frame body, run the policy's computation with <paramref name="OwnTable"/>. Reply body: released rows as CSV, if any.</summary>
+public sealed record ComputeOnDataset(string OwnTable, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
+
+/// <summary>The isolated area's reply header.</summary>
+/// <param name="Error">Set when the command failed: a stable code and a message.</param>
+public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null);
+
+/// <summary>Why a command failed inside the isolated area.</summary>
+public sealed record EnclaveError(string Code, string Message);
+
+/// <summary>
+/// Describes an encrypted dataset; travels inside the authenticated stream, before the CSV bytes
+/// (plaintext = u32 BE manifest length ‖ manifest JSON ‖ CSV).
+/// </summary>
+/// <param name="SenderMeasurement">Measurement of the app that encrypted it.</param>
+/// <param name="Sha256">Lower-case hex SHA-256 of the CSV bytes.</param>
+public sealed record DatasetManifest(Guid DatasetId, string SenderParty, string SenderMeasurement, IReadOnlyList<string> Schema, long RowCount, string Sha256, long CsvBytes);
+
+/// <summary>What the computation released.</summary>
+public sealed record ComputationOutcome(string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, DatasetManifest PeerManifest, IReadOnlyDictionary<string, double> Milliseconds);
+
+/// <summary>Reads and writes channel frames.</summary>
+public static class EnclaveFrame
+{
+    /// <summary>Largest header accepted.</summary>
+    public const int MaxHeaderBytes = 1 << 20;
+    /// <summary>Largest body accepted (the CSV or ciphertext of one table).</summary>
+    public const long MaxBodyBytes = 8L << 30;
+
+    /// <summary>Writes one frame and flushes.</summary>
+    public static async Task WriteAsync(Stream s, byte[] header, Stream? body, long bodyLength, CancellationToken ct = default)
+    {
+        var prefix = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(prefix, (uint)header.Length);
+        await s.WriteAsync(prefix, ct).ConfigureAwait(false);
+        await s.WriteAsync(header, ct).ConfigureAwait(false);
+        var len = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(len, (ulong)bodyLength);
+        await s.WriteAsync(len, ct).ConfigureAwait(false);
+        if (body is not null && bodyLength > 0) await body.CopyToAsync(s, ct).ConfigureAwait(false);
+        await s.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads one frame; null at a clean end of stream. The body is read into memory.</summary>
+    public static async Task<(byte[] Header, byte[] Body)?> ReadAsync(Stream s, CancellationToken ct = default)
+    {
+        var prefix = new byte[4];
+        var got = await s.ReadAtLeastAsync(prefix, 4, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        if (got == 0) return null;
+        if (got < 4) throw new ProtocolException("channel-broken", "The enclave channel ended inside a frame.");
+        var headerLength = BinaryPrimitives.ReadUInt32BigEndian(prefix);
+        if (headerLength is 0 or > MaxHeaderBytes) throw new ProtocolException("channel-broken", $"Frame header length {headerLength} is out of range.");
+        var header = new byte[headerLength];
+        await s.ReadExactlyAsync(header, ct).ConfigureAwait(false);
+        var len = new byte[8];
+        await s.ReadExactlyAsync(len, ct).ConfigureAwait(false);
+        var bodyLength = BinaryPrimitives.ReadUInt64BigEndian(len);
+        if (bodyLength > MaxBodyBytes || bodyLength > (ulong)Array.MaxLength) throw new ProtocolException("channel-broken", $"Frame body length {bodyLength} is out of range.");
+        var body = bodyLength == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)bodyLength);
+        await s.ReadExactlyAsync(body, ct).ConfigureAwait(false);
+        return (header, body);
+    }
+}
