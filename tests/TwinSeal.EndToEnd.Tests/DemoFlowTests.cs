@@ -1,0 +1,96 @@
+using System.Text.Json;
+using TwinSeal.Cli.Demo;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.EndToEnd.Tests;
+
+/// <summary>The full two-party flow with real processes: KMS, two party hosts, two isolated areas, on loopback.</summary>
+public sealed class DemoFlowTests
+{
+    private sealed class Silent : IDemoProgress
+    {
+        public Task<T> RunAsync<T>(string name, string what, Func<Task<T>> run) => run();
+        public void Line(string label, string text) { }
+    }
+
+    private static async Task<DemoSummary> RunAsync(KmsPlacement placement, ResultKind result, int rows = 2_000)
+    {
+        var work = Path.Combine(Path.GetTempPath(), "twinseal-e2e-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var runner = new DemoRunner(new DemoOptions(rows, 0.3, 7, placement, result, work), CliUnderTest.Launch, CliUnderTest.AppBundle, new Silent());
+            var summary = await runner.RunAsync(TestContext.Current.CancellationToken);
+            if (result == ResultKind.JoinedRows && summary.JoinedRowsPath is not null)
+            {
+                // Every joined row carries both parties' columns and one header line.
+                var lines = File.ReadAllLines(summary.JoinedRowsPath);
+                Assert.Equal("email,segment,visits,customer_id,spend_eur", lines[0]);
+                Assert.Equal(summary.Expected, lines.Length - 1);
+            }
+            return summary;
+        }
+        finally
+        {
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static void AssertBehaved(DemoSummary s)
+    {
+        Assert.Null(s.Failure);
+        Assert.Equal(s.Expected, s.Matched);
+        Assert.True(s.Audit.Valid, s.Audit.Problem);
+        Assert.Contains(s.Refusals, r => r.Refused && r.Code == "measurement-mismatch");
+        Assert.Contains(s.Refusals, r => r.Refused && r.Code == "replayed-request");
+        Assert.Contains(s.Refusals, r => r.Refused && r.Code == "nonce-reused");
+        Assert.True(s.Success);
+    }
+
+    [Fact]
+    public async Task FullFlow_MatchesExpectedCount_WithStandaloneKms()
+        => AssertBehaved(await RunAsync(KmsPlacement.Standalone, ResultKind.JoinedRows));
+
+    [Fact]
+    public async Task FullFlow_MatchesExpectedCount_WithKmsInsideParty1Device()
+        => AssertBehaved(await RunAsync(KmsPlacement.Party1, ResultKind.MatchCount));
+
+    [Fact]
+    public async Task FullFlow_MatchesExpectedCount_WithKmsInsideParty2Device()
+        => AssertBehaved(await RunAsync(KmsPlacement.Party2, ResultKind.JoinedRows));
+
+    [Fact]
+    public async Task DemoCommand_PrintsJsonSummary_AndExitsZero()
+    {
+        var (exit, stdout, stderr) = await CliUnderTest.RunAsync("demo", "--rows", "500", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        Assert.Equal(root.GetProperty("expected").GetInt64(), root.GetProperty("matched").GetInt64());
+        Assert.Equal(150, root.GetProperty("matched").GetInt64());
+        Assert.Equal(3, root.GetProperty("refusals").GetArrayLength());
+        Assert.True(root.GetProperty("stageMilliseconds").GetProperty("S26–S36 party 2 key use and match").GetDouble() > 0);
+    }
+
+    [Theory]
+    [InlineData("demo", "--rows", "0")]
+    [InlineData("demo", "--kms-in", "party3")]
+    [InlineData("demo", "--overlap", "1.5")]
+    [InlineData("party", "serve", "--dir", "/nonexistent")]
+    public async Task BadCommandLine_GivesClearError_WithoutStackTrace(params string[] args)
+    {
+        var (exit, stdout, stderr) = await CliUnderTest.RunAsync(args);
+        Assert.NotEqual(0, exit);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+        Assert.False(string.IsNullOrWhiteSpace(stderr + stdout));
+    }
+
+    [Fact]
+    public async Task PartyServe_WithMissingPartyFolder_ExplainsWhatToDo()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "twinseal-missing-" + Guid.NewGuid().ToString("N")[..8]);
+        var (exit, _, stderr) = await CliUnderTest.RunAsync("party", "serve", "--dir", dir, "--device", dir, "--host-kms");
+        Assert.Equal(2, exit);
+        Assert.Contains("twinseal party init", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+}
