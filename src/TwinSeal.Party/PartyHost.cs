@@ -123,7 +123,7 @@ public sealed class PartyHost : IAsyncDisposable
             }
             catch (ProtocolException e) when (e is not KmsException)
             {
-                throw new KmsException(422, e.Code, e.Message);
+                throw new KmsException(e.Code == "malformed-request" ? 400 : 422, e.Code, e.Message);
             }
         });
 

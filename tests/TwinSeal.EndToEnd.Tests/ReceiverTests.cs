@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Http.Headers;
+using TwinSeal.Party;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.EndToEnd.Tests;
+
+/// <summary>What party 2's host and isolated area do with what party 1 sends, through the real hosts and enclave processes.</summary>
+public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    [Fact]
+    public async Task GenuineDataset_IsMatched()
+    {
+        var (id, _) = await f.SendAsync();
+        var result = await f.ComputeAsync(id);
+        Assert.Equal(TwoPartyFixture.SharedRows, result.MatchCount);
+        Assert.Equal(ResultKind.MatchCount, result.Result);
+        Assert.Null(result.JoinedRowsPath);
+    }
+
+    [Fact]
+    public async Task TamperedCiphertext_IsDetectedByReceivingEnclave_AndNothingIsReleased()
+    {
+        var (id, inbox) = await f.SendAsync();
+        var bytes = await File.ReadAllBytesAsync(inbox, TestContext.Current.CancellationToken);
+        bytes[bytes.Length / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(inbox, bytes, TestContext.Current.CancellationToken);
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.ComputeAsync(id));
+        Assert.Equal("dataset-rejected", e.Code);
+        Assert.Contains("segment-authentication-failed", e.Message);
+    }
+
+    [Fact]
+    public async Task TruncatedCiphertext_IsDetectedByReceivingEnclave()
+    {
+        var (id, inbox) = await f.SendAsync();
+        var bytes = await File.ReadAllBytesAsync(inbox, TestContext.Current.CancellationToken);
+        await File.WriteAllBytesAsync(inbox, bytes[..^17], TestContext.Current.CancellationToken);
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.ComputeAsync(id));
+        Assert.Equal("dataset-rejected", e.Code);
+    }
+
+    [Fact]
+    public async Task UnsignedUpload_ToPeerApi_IsRefused()
+    {
+        using var http = PinnedClient(f.Party2.Endpoint);
+        using var content = new ByteArrayContent([1, 2, 3]);
+        var resp = await http.PutAsync($"{f.Party2.Endpoint.Url}/peer/v1/datasets/{Guid.NewGuid()}", content, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, resp.StatusCode);
+        Assert.Equal("application/problem+json", resp.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task ControlApi_WithoutToken_IsRefused()
+    {
+        using var http = PinnedClient(f.Party1.Endpoint);
+        var resp = await http.GetAsync($"{f.Party1.Endpoint.Url}/control/v1/enclave", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, resp.StatusCode);
+        Assert.Contains("control-token-required", await resp.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Theory]
+    [InlineData("/send")]
+    [InlineData("/compute")]
+    [InlineData("/proposals")]
+    [InlineData("/approvals")]
+    [InlineData("/keys")]
+    public async Task ControlApi_MalformedJson_GetsProblem_AndHostKeepsServing(string path)
+    {
+        using var http = PinnedClient(f.Party1.Endpoint);
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"{f.Party1.Endpoint.Url}/control/v1{path}") { Content = new StringContent("{\"keyId\": [") };
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", f.Token("party1"));
+        var resp = await http.SendAsync(req, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadRequest, resp.StatusCode);
+        var body = await resp.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Contains("\"code\":\"malformed-request\"", body);
+        Assert.DoesNotContain("   at ", body);
+        Assert.Equal("sim", (await f.Control1.GetAsync<EnclaveDescription>("/enclave")).Platform);
+    }
+
+    [Fact]
+    public async Task LoadingMalformedCsv_GivesLineNumber_AndKeepsEarlierTable()
+    {
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.Control1.PutAsync<LoadTableResult>("/tables/broken", "a,b\n1,2\n3\n"u8.ToArray()));
+        Assert.Equal("bad-csv", e.Code);
+        Assert.Contains("line 3", e.Message);
+        var (id, _) = await f.SendAsync();
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(id)).MatchCount);
+    }
+
+    private static HttpClient PinnedClient(ServiceEndpoint ep)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
+        return new HttpClient(handler);
+    }
+}

@@ -1,0 +1,82 @@
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Cli.Demo;
+using TwinSeal.Kms;
+using TwinSeal.Party;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.EndToEnd.Tests;
+
+/// <summary>
+/// A KMS and two party hosts started in this process (each host still starts its isolated area as a separate
+/// process), with a key whose authority both parties set, and a table loaded on each side.
+/// </summary>
+public sealed class TwoPartyFixture : IAsyncLifetime
+{
+    public string Work { get; } = Path.Combine(Path.GetTempPath(), "twinseal-2p-" + Guid.NewGuid().ToString("N")[..8]);
+    public KmsServer Kms { get; private set; } = null!;
+    public PartyHost Party1 { get; private set; } = null!;
+    public PartyHost Party2 { get; private set; } = null!;
+    public ControlClient Control1 { get; private set; } = null!;
+    public ControlClient Control2 { get; private set; } = null!;
+    public string KeyId { get; private set; } = "";
+    public const int SharedRows = 40;
+
+    public async ValueTask InitializeAsync()
+    {
+        var root = SimPlatform.EnsureRoot(Path.Combine(Work, "sim"));
+        foreach (var p in new[] { "party1", "party2" })
+        {
+            SimPlatform.ProvisionDevice(Path.Combine(Work, "sim"), Path.Combine(Work, p + "-device"), p);
+            PartyIdentity.Init(Path.Combine(Work, p), p).Dispose();
+        }
+        Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = Path.Combine(Work, "kms"), TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        Party1 = await StartHostAsync("party1");
+        Party2 = await StartHostAsync("party2");
+        Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
+        Control2 = new ControlClient(Party2.Endpoint, Token("party2"));
+        await Control1.PostAsync<PartyInfo>("/register", null);
+        await Control2.PostAsync<PartyInfo>("/register", null);
+        KeyId = (await Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("e2e"))).KeyId;
+        var e1 = await Control1.GetAsync<EnclaveDescription>("/enclave");
+        var e2 = await Control2.GetAsync<EnclaveDescription>("/enclave");
+        var policy = new AuthorityPolicy(
+            [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests)),
+             new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests))],
+            ["party1", "party2"], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, "party2"));
+        var proposal = await Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(KeyId, 0, policy));
+        await Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(KeyId, proposal.ProposalId, proposal.ProposalHash));
+        var data = DataGenerator.Generate(Path.Combine(Work, "data"), 100, SharedRows / 100.0, 3);
+        await Control1.PutAsync<LoadTableResult>("/tables/customers", await File.ReadAllBytesAsync(data.Party1Csv));
+        await Control2.PutAsync<LoadTableResult>("/tables/subscribers", await File.ReadAllBytesAsync(data.Party2Csv));
+    }
+
+    private Task<PartyHost> StartHostAsync(string party) => PartyHost.StartAsync(new PartyHostOptions
+    {
+        PartyDirectory = Path.Combine(Work, party),
+        DeviceDirectory = Path.Combine(Work, party + "-device"),
+        AppBundleDirectory = CliUnderTest.AppBundle,
+        Kms = Kms.Endpoint,
+        Launch = CliUnderTest.Launch,
+    });
+
+    public string Token(string party) => File.ReadAllText(Path.Combine(Work, party, "control.token")).Trim();
+
+    /// <summary>Party 1 encrypts its table and sends it to party 2; returns the dataset id and the path of party 2's received copy.</summary>
+    public async Task<(Guid DatasetId, string InboxPath)> SendAsync()
+    {
+        var sent = await Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(KeyId, "customers", Party2.Endpoint.Url, Party2.Endpoint.Fingerprint));
+        return (sent.DatasetId, Path.Combine(Work, "party2", "inbox", $"{sent.DatasetId}.tsds"));
+    }
+
+    public Task<ComputeResult> ComputeAsync(Guid datasetId) => Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(KeyId, datasetId, "subscribers"));
+
+    public async ValueTask DisposeAsync()
+    {
+        Control1?.Dispose();
+        Control2?.Dispose();
+        if (Party1 is not null) await Party1.DisposeAsync();
+        if (Party2 is not null) await Party2.DisposeAsync();
+        if (Kms is not null) await Kms.DisposeAsync();
+        try { Directory.Delete(Work, recursive: true); } catch (IOException) { }
+    }
+}
