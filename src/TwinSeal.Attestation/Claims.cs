@@ -10,13 +10,15 @@ namespace TwinSeal.Attestation;
 /// <param name="PlatformTests">Named platform operational-test results (TCB values on hardware).</param>
 /// <param name="ReportData">The 64 bytes the enclave bound into the evidence.</param>
 /// <param name="IssuedAt">When the evidence was produced.</param>
+/// <param name="Debug">True when the platform reports a debuggable enclave/VM, whose memory the host can read.</param>
 public sealed record NormalisedClaims(
     string Platform,
     bool Simulated,
     string Measurement,
     IReadOnlyDictionary<string, string> PlatformTests,
     byte[] ReportData,
-    DateTimeOffset IssuedAt);
+    DateTimeOffset IssuedAt,
+    bool Debug = false);
 
 /// <summary>Evidence that cannot be accepted, with the key-use refusal it maps to.</summary>
 public sealed class EvidenceException(KeyUseRefusal refusal, string message) : Exception(message)
