@@ -27,8 +27,9 @@ public sealed class SecureMatchApp : IEnclaveApp
         if (ownKey < 0) throw new ProtocolException("schema-mismatch", $"Party '{input.OwnParty}''s table has no key column '{policy.KeyColumn}'.");
         if (peerKey < 0) throw new ProtocolException("schema-mismatch", $"Party '{input.PeerParty}''s table has no key column '{policy.KeyColumn}'.");
         var releaseRows = policy.Result == ResultKind.JoinedRows;
-        if (releaseRows && !string.Equals(policy.Recipient, input.OwnParty, StringComparison.Ordinal))
-            throw new ProtocolException("outside-output-policy", $"The output policy releases joined rows to '{policy.Recipient}', not to '{input.OwnParty}'.");
+        // Whatever is released (rows or just the count) goes only to the recipient the parties agreed on.
+        if (!string.Equals(policy.Recipient, input.OwnParty, StringComparison.Ordinal))
+            throw new ProtocolException("outside-output-policy", $"The output policy releases its result ({policy.Result}) to '{policy.Recipient}', not to '{input.OwnParty}'.");
 
         // Build on the smaller side; probe with the larger one.
         var peerIndex = new Dictionary<string, List<int>>(input.Peer.Rows.Count, StringComparer.Ordinal);
@@ -42,7 +43,7 @@ public sealed class SecureMatchApp : IEnclaveApp
 
         long matches = 0;
         var rows = releaseRows ? new List<string[]>() : null;
-        var columns = releaseRows ? JoinedColumns(input, ownKey, peerKey) : null;
+        var columns = releaseRows ? JoinedColumns(input, peerKey) : null;
         foreach (var own in input.Own.Rows)
         {
             var k = own[ownKey];
@@ -54,7 +55,7 @@ public sealed class SecureMatchApp : IEnclaveApp
         return new AppOutput(matches, rows is null ? null : new Table(columns!, rows));
     }
 
-    private static List<string> JoinedColumns(AppInput input, int ownKey, int peerKey)
+    private static List<string> JoinedColumns(AppInput input, int peerKey)
     {
         var cols = new List<string>(input.Own.Columns);
         var taken = new HashSet<string>(cols, StringComparer.Ordinal);
@@ -63,10 +64,10 @@ public sealed class SecureMatchApp : IEnclaveApp
             if (i == peerKey) continue;
             var name = input.Peer.Columns[i];
             // Same-named columns from the other party are prefixed with its id so nothing is silently overwritten.
-            if (!taken.Add(name)) taken.Add(name = $"{input.PeerParty}.{name}");
+            // Repeat the prefix until the name is free: the own table may already have a column named "<peer>.<name>".
+            while (!taken.Add(name)) name = $"{input.PeerParty}.{name}";
             cols.Add(name);
         }
-        _ = ownKey;
         return cols;
     }
 

@@ -22,6 +22,9 @@ public static class Verbs
         root.Subcommands.Add(PartyCommand());
         root.Subcommands.Add(EnclaveCommand());
         root.Subcommands.Add(SimPlatformCommand());
+        root.Subcommands.Add(AdminVerbs.Key());
+        root.Subcommands.Add(AdminVerbs.Policy());
+        root.Subcommands.Add(AdminVerbs.Audit());
         return root;
     }
 

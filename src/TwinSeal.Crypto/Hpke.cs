@@ -128,6 +128,20 @@ public static class Hpke
         }
     }
 
+    /// <summary>True when <paramref name="encoded"/> is a SEC1 uncompressed point on P-256 that HPKE can seal to.</summary>
+    public static bool IsValidPublicKey(ReadOnlySpan<byte> encoded)
+    {
+        try
+        {
+            using var key = ImportPublicKey(encoded, "public key");
+            return true;
+        }
+        catch (CryptographicException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
     /// Serializes the public half of a P-256 key as SEC1 uncompressed (<c>0x04 ‖ X ‖ Y</c>, 65 bytes), which is
     /// RFC 9180's <c>SerializePublicKey</c> for this KEM.

@@ -54,8 +54,8 @@ public sealed class EnclaveRuntime : IDisposable
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                // No exception text: it could carry data; the type is enough to debug with the enclave's stderr log.
-                Console.Error.WriteLine($"enclave: {e}");
+                // Neither the reply nor the log (which the host reads) gets the exception message: it could carry data.
+                Console.Error.WriteLine($"enclave: {e.GetType().FullName}{Environment.NewLine}{e.StackTrace}");
                 reply = Fail("enclave-error", $"The isolated area failed ({e.GetType().Name}); see its log.");
             }
             await EnclaveFrame.WriteAsync(output, ProtocolJson.Canonical(reply), new MemoryStream(body), body.Length, ct).ConfigureAwait(false);
@@ -98,7 +98,17 @@ public sealed class EnclaveRuntime : IDisposable
         var plaintext = await _encryption.DecryptAsync(compute.Key, compute.DatasetId, ciphertext).ConfigureAwait(false);
         timings["decrypt"] = sw.Elapsed.TotalMilliseconds;
         sw.Restart();
-        var (manifest, peer) = VerificationUnit.Verify(plaintext, compute.DatasetId, compute.Key.Policy);
+        (DatasetManifest Manifest, Table Table) verified;
+        try
+        {
+            verified = VerificationUnit.Verify(plaintext, compute.DatasetId, compute.Key.Policy);
+        }
+        finally
+        {
+            // The other party's plaintext bytes are not needed once parsed (or rejected).
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(plaintext);
+        }
+        var (manifest, peer) = verified;
         timings["verify"] = sw.Elapsed.TotalMilliseconds;
         if (manifest.SenderParty == compute.Key.PartyId)
             throw new ProtocolException("dataset-rejected", "The received dataset was encrypted by this same party; a match needs the other party's data.");

@@ -14,9 +14,14 @@ public static class TableCsv
         if (csv.Length == 0) throw new ProtocolException("bad-csv", $"{what}: the CSV is empty (a header row is required).");
         try
         {
-            using var reader = Sep.Reader(o => o with { Sep = new Sep(','), Unescape = true, DisableColCountCheck = true, HasHeader = true })
+            // The header is read as an ordinary row: Sep's own header parsing throws ArgumentException on a repeated
+            // column name, which would bypass the bad-csv checks below.
+            using var reader = Sep.Reader(o => o with { Sep = new Sep(','), Unescape = true, DisableColCountCheck = true, HasHeader = false })
                 .From(new MemoryStream(csv, writable: false));
-            var columns = reader.Header.ColNames.ToArray();
+            if (!reader.MoveNext()) throw new ProtocolException("bad-csv", $"{what}: the CSV has no header row.");
+            var header = reader.Current;
+            var columns = new string[header.ColCount];
+            for (var i = 0; i < columns.Length; i++) columns[i] = header[i].ToString();
             if (columns.Length == 0 || columns.Any(string.IsNullOrWhiteSpace))
                 throw new ProtocolException("bad-csv", $"{what}: the header row has an empty column name.");
             var dup = columns.GroupBy(c => c, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);

@@ -29,7 +29,8 @@ public sealed class KmsService : IDisposable
             roots.Add(PemCertificate.Load(path));
         }
         var verifiers = new Dictionary<string, IEvidenceVerifier>(StringComparer.Ordinal);
-        if (options.AcceptSimulatedEvidence) verifiers[SimClaims.PlatformTag] = new SimEvidenceVerifier(roots, clock);
+        // Simulated evidence is always verified, so a KMS that refuses it can say exactly why (evidence-untrusted).
+        verifiers[SimClaims.PlatformTag] = new SimEvidenceVerifier(roots, clock);
         Keys = new KeyStore(Database, _master, clock);
         Parties = new PartyRegistry(Database, clock);
         Authority = new AuthorityService(Database, clock, options);

@@ -24,6 +24,9 @@ public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySig
     /// <summary>Reads a key.</summary>
     public Task<KeyInfo> GetKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null);
 
+    /// <summary>Rotates a key: a new data key version becomes current.</summary>
+    public Task<KeyInfo> RotateKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/rotate", null, Signer);
+
     /// <summary>Deletes a key.</summary>
     public Task<KeyInfo> DeleteKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Delete, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null, Signer);
 
@@ -36,6 +39,10 @@ public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySig
     /// <summary>Approves a proposal.</summary>
     public Task<ProposalStatus> ApproveAsync(string keyId, string proposalId, string proposalHash)
         => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/proposals/{Uri.EscapeDataString(proposalId)}/approvals", new Approval(proposalHash), Signer);
+
+    /// <summary>Reads a proposal.</summary>
+    public Task<ProposalStatus> GetProposalAsync(string keyId, string proposalId)
+        => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}/proposals/{Uri.EscapeDataString(proposalId)}", null);
 
     /// <summary>S15: a fresh nonce.</summary>
     public Task<NonceResponse> NonceAsync() => _remote.SendJsonAsync<NonceResponse>(HttpMethod.Post, $"{P}/nonces", null);

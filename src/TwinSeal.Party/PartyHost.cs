@@ -144,6 +144,13 @@ public sealed class PartyHost : IAsyncDisposable
             var cmd = HttpsLoopbackHost.ParseJson<ApproveCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "approval");
             return Results.Json(await host().Kms.ApproveAsync(cmd.KeyId, cmd.ProposalId, cmd.ProposalHash), ProtocolJson.Options);
         });
+        g.MapGet("/keys/{keyId}", async (string keyId) => Results.Json(await host().Kms.GetKeyAsync(keyId), ProtocolJson.Options));
+        g.MapPost("/keys/{keyId}/rotate", async (string keyId) => Results.Json(await host().Kms.RotateKeyAsync(keyId), ProtocolJson.Options));
+        g.MapDelete("/keys/{keyId}", async (string keyId) => Results.Json(await host().Kms.DeleteKeyAsync(keyId), ProtocolJson.Options));
+        g.MapGet("/keys/{keyId}/authority", async (string keyId) => Results.Json(await host().Kms.GetAuthorityAsync(keyId), ProtocolJson.Options));
+        g.MapGet("/keys/{keyId}/proposals/{proposalId}", async (string keyId, string proposalId) => Results.Json(await host().Kms.GetProposalAsync(keyId, proposalId), ProtocolJson.Options));
+        g.MapGet("/audit", async (long? after) => Results.Json(await host().Kms.AuditAsync(after ?? 0), ProtocolJson.Options));
+        g.MapGet("/audit/verify", async () => Results.Json(await host().Kms.VerifyAuditAsync(), ProtocolJson.Options));
         g.MapPut("/tables/{name}", async (HttpRequest req, string name) =>
         {
             var csv = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
@@ -184,7 +191,7 @@ public sealed class PartyHost : IAsyncDisposable
     }
 
     /// <summary>S13–S21 / S26–S31: nonce, evidence, key-use request (kept in the transcript), released key envelope.</summary>
-    private async Task<KeyUseResponse> ObtainKeyAsync(string keyId, IDictionary<string, double> timings)
+    private async Task<KeyUseResponse> ObtainKeyAsync(string keyId, int? keyVersion, IDictionary<string, double> timings)
     {
         var sw = Stopwatch.StartNew();
         var description = await DescribeAsync().ConfigureAwait(false);
@@ -192,7 +199,7 @@ public sealed class PartyHost : IAsyncDisposable
         var (attested, _) = await _enclave.CallAsync(new Attest(nonce.Nonce)).ConfigureAwait(false);
         timings["attest"] = sw.Elapsed.TotalMilliseconds;
         sw.Restart();
-        var prepared = Kms.PrepareKeyUse(new KeyUseRequest(keyId, nonce.Nonce, attested.Evidence!, description.EnclavePublicKey));
+        var prepared = Kms.PrepareKeyUse(new KeyUseRequest(keyId, nonce.Nonce, attested.Evidence!, description.EnclavePublicKey, keyVersion));
         // The transcript is the party's record of what it asked the KMS; it holds no secret (the key comes back wrapped to the enclave).
         await File.WriteAllBytesAsync(Path.Combine(TranscriptDirectory, $"key-use-{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.json"), ProtocolJson.Canonical(prepared)).ConfigureAwait(false);
         var released = await Kms.UseKeyAsync(prepared).ConfigureAwait(false);
@@ -203,7 +210,7 @@ public sealed class PartyHost : IAsyncDisposable
     private async Task<SendTableResult> SendAsync(SendTableCommand cmd)
     {
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
-        var released = await ObtainKeyAsync(cmd.KeyId, timings).ConfigureAwait(false);
+        var released = await ObtainKeyAsync(cmd.KeyId, null, timings).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
         var datasetId = Guid.NewGuid();
         var (reply, ciphertext) = await _enclave.CallAsync(new EncryptTable(cmd.Table, released, datasetId)).ConfigureAwait(false);
@@ -224,8 +231,18 @@ public sealed class PartyHost : IAsyncDisposable
         var path = Path.Combine(InboxDirectory, $"{cmd.DatasetId}.tsds");
         if (!File.Exists(path)) throw KmsException.NotFound("dataset-not-found", $"No dataset {cmd.DatasetId} has been received.");
         var ciphertext = await File.ReadAllBytesAsync(path).ConfigureAwait(false);
+        int keyVersion;
+        try
+        {
+            // The sender may have used an older data key version (before a rotation): ask for that one.
+            keyVersion = DatasetStream.ReadHeader(ciphertext).KeyVersion;
+        }
+        catch (DatasetIntegrityException e)
+        {
+            throw new ProtocolException("dataset-rejected", $"The received dataset was rejected: {e.Reason}");
+        }
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
-        var released = await ObtainKeyAsync(cmd.KeyId, timings).ConfigureAwait(false);
+        var released = await ObtainKeyAsync(cmd.KeyId, keyVersion, timings).ConfigureAwait(false);
         var (reply, rows) = await _enclave.CallAsync(new ComputeOnDataset(cmd.OwnTable, released, cmd.DatasetId), ciphertext).ConfigureAwait(false);
         var outcome = reply.Outcome!;
         foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;

@@ -20,7 +20,7 @@ public sealed class Table(IReadOnlyList<string> columns, IReadOnlyList<string[]>
 /// <summary>What an app is given: its own party's table, the other party's verified table, and the agreed output policy.</summary>
 public sealed record AppInput(Table Own, Table Peer, OutputPolicy Policy, string OwnParty, string PeerParty);
 
-/// <summary>What an app releases: the match count always, rows only when the policy allows them to this party.</summary>
+/// <summary>What an app releases to the policy's recipient: the match count, and the rows only when the policy releases rows.</summary>
 public sealed record AppOutput(long MatchCount, Table? Rows);
 
 /// <summary>An app that runs inside the isolated area. Implementations live in the measured app bundle.</summary>

@@ -47,6 +47,11 @@ public static class ProtocolJson
         {
             throw new ProtocolException("malformed-request", $"{what}: {Describe(e)}");
         }
+        catch (NotSupportedException)
+        {
+            // System.Text.Json raises this for a polymorphic message without (or with an unknown) "type" discriminator.
+            throw new ProtocolException("malformed-request", $"{what}: the message type is missing or unknown.");
+        }
     }
 
     private static string Describe(JsonException e)

@@ -34,6 +34,8 @@ public enum ChangeMethod
     Immutable,
     /// <summary>Every party in the operation authority must approve the change.</summary>
     AllParties,
+    /// <summary>At least <see cref="AuthorityPolicy.Quorum"/> of the operators must approve the change.</summary>
+    Quorum,
 }
 
 /// <summary>What a party's attested app and platform must show to be given the key.</summary>
@@ -65,11 +67,15 @@ public sealed record OutputPolicy(string Computation, string KeyColumn, ResultKi
 /// A key's authority as one document: usage authority (who may use the key with which attested app),
 /// operation authority (who may change this document), change method and output policy.
 /// </summary>
+/// <param name="Quorum">With <see cref="ChangeMethod.Quorum"/>: how many operators (m of n) must approve a change; otherwise null.</param>
+/// <param name="ExpiresAt">When set, the key is not released after this time (a new policy must be agreed).</param>
 public sealed record AuthorityPolicy(
     IReadOnlyList<UsageGrant> Usage,
     IReadOnlyList<string> Operators,
     ChangeMethod ChangeMethod,
-    OutputPolicy Output);
+    OutputPolicy Output,
+    int? Quorum = null,
+    DateTimeOffset? ExpiresAt = null);
 
 /// <summary>Proposes a policy for a key. <paramref name="BaseVersion"/> is the authority version it replaces (0 for the first), so concurrent changes cannot overwrite each other. Signed by the proposer, whose signature counts as its approval.</summary>
 public sealed record ChangeProposal(int BaseVersion, AuthorityPolicy Policy);
@@ -79,8 +85,10 @@ public sealed record Approval(string ProposalHash);
 
 /// <summary>Where a proposal stands.</summary>
 /// <param name="Status"><c>pending</c> or <c>applied</c>.</param>
-/// <param name="Required">Parties whose approval the change method needs.</param>
-public sealed record ProposalStatus(string ProposalId, string KeyId, string ProposalHash, int BaseVersion, string Status, IReadOnlyList<string> ApprovedBy, IReadOnlyList<string> Required, int? AppliedVersion);
+/// <param name="Required">Parties who may approve under the change method.</param>
+/// <param name="Policy">The proposed policy, so an approver can review exactly what it signs.</param>
+/// <param name="Threshold">How many of <paramref name="Required"/> must approve (all of them unless the change method is a quorum).</param>
+public sealed record ProposalStatus(string ProposalId, string KeyId, string ProposalHash, int BaseVersion, string Status, IReadOnlyList<string> ApprovedBy, IReadOnlyList<string> Required, int? AppliedVersion, AuthorityPolicy? Policy = null, int Threshold = 0);
 
 /// <summary>The current authority of a key.</summary>
 public sealed record AuthorityInfo(string KeyId, int Version, string PolicyHash, AuthorityPolicy Policy);
@@ -100,7 +108,8 @@ public sealed record Evidence(string Platform, byte[] Document);
 /// </summary>
 /// <param name="Nonce">The nonce the evidence was made for.</param>
 /// <param name="EnclavePublicKey">The enclave's ephemeral P-256 public key, SEC1 uncompressed.</param>
-public sealed record KeyUseRequest(string KeyId, byte[] Nonce, Evidence Evidence, byte[] EnclavePublicKey);
+/// <param name="KeyVersion">The data key version wanted (the one a received dataset was encrypted under); null for the current one.</param>
+public sealed record KeyUseRequest(string KeyId, byte[] Nonce, Evidence Evidence, byte[] EnclavePublicKey, int? KeyVersion = null);
 
 /// <summary>
 /// The data key re-wrapped to the enclave (S21, S31): HPKE base mode, DHKEM(P-256)/HKDF-SHA256/AES-256-GCM,
@@ -198,4 +207,8 @@ public enum KeyUseRefusal
     KeyDeleted,
     /// <summary>The key does not exist or has no authority set.</summary>
     KeyNotReady,
+    /// <summary>The key's policy has expired.</summary>
+    PolicyExpired,
+    /// <summary>The requested data key version does not exist or was retired.</summary>
+    KeyVersionUnavailable,
 }

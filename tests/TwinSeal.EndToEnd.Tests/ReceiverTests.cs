@@ -96,3 +96,20 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         return new HttpClient(handler);
     }
 }
+
+/// <summary>Key rotation seen from the two parties: data sent before a rotation still decrypts, new data uses the new version.</summary>
+public sealed class RotationTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    [Fact]
+    public async Task DatasetSentBeforeRotation_StillDecrypts_AndNewSendsUseNewVersion()
+    {
+        var (before, beforePath) = await f.SendAsync();
+        var rotated = await f.Control1.PostAsync<KeyInfo>($"/keys/{f.KeyId}/rotate", null);
+        Assert.Equal(2, rotated.KeyVersion);
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(before)).MatchCount);
+        var (after, afterPath) = await f.SendAsync();
+        Assert.Equal(1, TwinSeal.Crypto.DatasetStream.ReadHeader(await File.ReadAllBytesAsync(beforePath, TestContext.Current.CancellationToken)).KeyVersion);
+        Assert.Equal(2, TwinSeal.Crypto.DatasetStream.ReadHeader(await File.ReadAllBytesAsync(afterPath, TestContext.Current.CancellationToken)).KeyVersion);
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(after)).MatchCount);
+    }
+}

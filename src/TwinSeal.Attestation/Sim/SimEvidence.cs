@@ -62,6 +62,9 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
     private static readonly CoseHeaderLabel X5Chain = new(33);
     private const int Es256 = -7;
     private const int MaxEvidenceBytes = 64 * 1024;
+    // Freshness comes from the single-use nonce; the issue time only catches grossly wrong or stale evidence.
+    private static readonly TimeSpan MaxClockSkew = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan MaxEvidenceAge = TimeSpan.FromMinutes(10);
 
     /// <inheritdoc />
     public string Platform => SimClaims.PlatformTag;
@@ -114,6 +117,9 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
         {
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"evidence claims are malformed: {e.Message}");
         }
+        var now = clock.GetUtcNow();
+        if (claims.IssuedAt > now + MaxClockSkew || claims.IssuedAt < now - MaxEvidenceAge)
+            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"evidence was issued at {claims.IssuedAt:O}, outside the accepted window around {now:O}");
         return new NormalisedClaims(SimClaims.PlatformTag, Simulated: true, Convert.ToHexStringLower(claims.Measurement), claims.PlatformTests, claims.ReportData, claims.IssuedAt);
     }
 
@@ -133,6 +139,13 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
 
     private void CheckChain(X509Certificate2 leaf)
     {
+        // The attestation key is a device key: a CA certificate (such as the platform root itself) may not sign evidence.
+        var constraints = leaf.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
+        if (constraints is { CertificateAuthority: true })
+            throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "evidence is signed by a CA certificate, not by a device attestation key");
+        var usage = leaf.Extensions.OfType<X509KeyUsageExtension>().FirstOrDefault();
+        if (usage is not null && !usage.KeyUsages.HasFlag(X509KeyUsageFlags.DigitalSignature))
+            throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "the attestation certificate does not allow digital signatures");
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(trustedRoots);

@@ -272,6 +272,9 @@ public sealed class ControlClient(ServiceEndpoint endpoint, string token) : IDis
     /// <summary>POST a control command.</summary>
     public Task<T> PostAsync<T>(string path, object? body) => _remote.SendJsonAsync<T>(HttpMethod.Post, "/control/v1" + path, body, bearer: token);
 
+    /// <summary>DELETE a control resource.</summary>
+    public Task<T> DeleteAsync<T>(string path) => _remote.SendJsonAsync<T>(HttpMethod.Delete, "/control/v1" + path, null, bearer: token);
+
     /// <summary>PUT raw bytes.</summary>
     public async Task<T> PutAsync<T>(string path, byte[] body)
         => ProtocolJson.Parse<T>(await _remote.SendAsync(HttpMethod.Put, "/control/v1" + path, body, bearer: token, contentType: "text/csv"), path);

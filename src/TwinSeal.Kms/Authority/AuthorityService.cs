@@ -51,7 +51,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
                 """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer),
                 ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
             KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer), ("$t", now.ToUnixTimeMilliseconds()));
-            AuditLog.Append(c, tx, now, "authority-proposed", keyId, proposer, $"proposal {id} hash {hash} replaces version {proposal.BaseVersion}; needs {string.Join(", ", required)}");
+            AuditLog.Append(c, tx, now, "authority-proposed", keyId, proposer, $"proposal {id} hash {hash} replaces version {proposal.BaseVersion}; needs {(current?.Policy.ChangeMethod == ChangeMethod.Quorum ? $"{current.Policy.Quorum} of " : "all of ")}{string.Join(", ", required)}");
             return TryApply(c, tx, id, now);
         }).ConfigureAwait(false);
     }
@@ -73,7 +73,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
                 AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"proposal {proposalId} expired at {p.ExpiresAt:O}");
                 throw KmsException.Conflict("proposal-expired", $"Proposal {proposalId} expired at {p.ExpiresAt:O}.").Recorded();
             }
-            var required = Required(c, tx, proposalId);
+            var (required, _) = Rule(c, tx, proposalId);
             if (!required.Contains(approver))
             {
                 AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"approval of {proposalId} by a party outside the operation authority");
@@ -98,7 +98,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         var now = clock.GetUtcNow();
         if (current is null)
         {
-            // The first authority binds everyone it names as operator, so all of them must consent; only the key's creator may open it.
+            // The first authority binds every party it names (operator, user or recipient), so all of them must consent; only the key's creator may open it.
             if (proposer != key.CreatedBy)
             {
                 AuditLog.Append(c, tx, now, "authority-refused", keyId, proposer, "first authority proposed by a party other than the key's creator");
@@ -106,7 +106,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             }
             if (!proposed.Operators.Contains(proposer))
                 throw KmsException.BadRequest("invalid-policy", "The proposer must be one of the policy's operators.");
-            return proposed.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+            return PartiesNamed(proposed);
         }
         if (current.Policy.ChangeMethod == ChangeMethod.Immutable)
         {
@@ -125,6 +125,10 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     {
         static KmsException Bad(string m) => KmsException.BadRequest("invalid-policy", m);
         if (p.Operators.Count == 0) throw Bad("The operation authority must name at least one party.");
+        if (p.Operators.Distinct().Count() != p.Operators.Count) throw Bad("A party appears twice in the operation authority.");
+        if (p.ChangeMethod == ChangeMethod.Quorum && (p.Quorum is not { } m || m < 1 || m > p.Operators.Count))
+            throw Bad($"A quorum change method needs 'quorum' between 1 and the number of operators ({p.Operators.Count}).");
+        if (p.ChangeMethod != ChangeMethod.Quorum && p.Quorum is not null) throw Bad("'quorum' is only meaningful with the Quorum change method.");
         if (p.Usage.Count == 0) throw Bad("The usage authority must name at least one party.");
         foreach (var party in p.Operators.Concat(p.Usage.Select(u => u.PartyId)).Append(p.Output.Recipient).Distinct())
         {
@@ -147,7 +151,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     private static ProposalStatus TryApply(SqliteConnection c, SqliteTransaction tx, string proposalId, DateTimeOffset now)
     {
         var status = Status(c, tx, proposalId);
-        if (status.Status != "pending" || !status.Required.All(status.ApprovedBy.Contains)) return status;
+        if (status.Status != "pending" || status.ApprovedBy.Count(status.Required.Contains) < status.Threshold) return status;
         var current = Current(c, tx, status.KeyId);
         if ((current?.Version ?? 0) != status.BaseVersion)
         {
@@ -170,6 +174,10 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return Status(c, tx, proposalId);
     }
 
+    /// <summary>Every party a policy names: operators, users and the result's recipient.</summary>
+    private static List<string> PartiesNamed(AuthorityPolicy p)
+        => p.Operators.Concat(p.Usage.Select(u => u.PartyId)).Append(p.Output.Recipient).Distinct().Order(StringComparer.Ordinal).ToList();
+
     private static void Close(SqliteConnection c, SqliteTransaction tx, string id, string status)
         => KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = $s WHERE proposal_id = $id", ("$s", status), ("$id", id));
 
@@ -183,7 +191,11 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return new ProposalRow(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)));
     }
 
-    private static List<string> Required(SqliteConnection c, SqliteTransaction? tx, string proposalId)
+    /// <summary>
+    /// Who may approve a proposal and how many must: the first authority binds every operator it names, so all of
+    /// them; a change follows the change method of the version it replaces (all operators, or a quorum of them).
+    /// </summary>
+    private static (List<string> Eligible, int Threshold) Rule(SqliteConnection c, SqliteTransaction? tx, string proposalId)
     {
         using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
         using var r = cmd.ExecuteReader();
@@ -191,11 +203,16 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         var keyId = r.GetString(0);
         var baseVersion = r.GetInt32(1);
         if (baseVersion == 0)
-            return ProtocolJson.Parse<ChangeProposal>((byte[])r[2], "stored proposal").Policy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+        {
+            var first = PartiesNamed(ProtocolJson.Parse<ChangeProposal>((byte[])r[2], "stored proposal").Policy);
+            return (first, first.Count);
+        }
         using var cmd2 = KmsDatabase.Command(c, tx, "SELECT policy FROM authorities WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", baseVersion));
-        var basePolicy = cmd2.ExecuteScalar() as byte[];
-        // The operators of the version being replaced decide; if that version vanished the proposal is stale anyway.
-        return basePolicy is null ? [] : ProtocolJson.Parse<AuthorityPolicy>(basePolicy, "stored policy").Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+        // If the base version vanished the proposal can never apply: nobody is eligible.
+        if (cmd2.ExecuteScalar() is not byte[] basePolicyBytes) return ([], 1);
+        var basePolicy = ProtocolJson.Parse<AuthorityPolicy>(basePolicyBytes, "stored policy");
+        var operators = basePolicy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
+        return basePolicy.ChangeMethod == ChangeMethod.Quorum ? (operators, basePolicy.Quorum ?? operators.Count) : (operators, operators.Count);
     }
 
     private static ProposalStatus Status(SqliteConnection c, SqliteTransaction? tx, string proposalId)
@@ -203,17 +220,20 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         string keyId, hash, status;
         int baseVersion;
         int? applied;
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
+        AuthorityPolicy policy;
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version, body FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
         using (var r = cmd.ExecuteReader())
         {
             r.Read();
             keyId = r.GetString(0); hash = r.GetString(1); baseVersion = r.GetInt32(2); status = r.GetString(3);
             applied = r.IsDBNull(4) ? null : r.GetInt32(4);
+            policy = ProtocolJson.Parse<ChangeProposal>((byte[])r[5], "stored proposal").Policy;
         }
         var approved = new List<string>();
         using (var cmd = KmsDatabase.Command(c, tx, "SELECT party_id FROM approvals WHERE proposal_id = $id ORDER BY party_id", ("$id", proposalId)))
         using (var r = cmd.ExecuteReader())
             while (r.Read()) approved.Add(r.GetString(0));
-        return new ProposalStatus(proposalId, keyId, hash, baseVersion, status, approved, Required(c, tx, proposalId), applied);
+        var (eligible, threshold) = Rule(c, tx, proposalId);
+        return new ProposalStatus(proposalId, keyId, hash, baseVersion, status, approved, eligible, applied, policy, threshold);
     }
 }

@@ -47,9 +47,19 @@ public static class KmsEndpoints
         g.MapDelete("/keys/{keyId}", async (HttpRequest req, string keyId) =>
         {
             var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            // Nothing in a body is read here, so a body is refused rather than silently ignored.
+            if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "key deletion: this request takes no body.");
             var party = await kms.Authenticator.AuthenticateAsync(req, body);
             return Results.Json(await kms.Deletion.DeleteAsync(keyId, party), ProtocolJson.Options);
         }).Produces<KeyInfo>().WithSummary("Delete a key for good (signed by an operator).");
+
+        g.MapPost("/keys/{keyId}/rotate", async (HttpRequest req, string keyId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "key rotation: this request takes no body.");
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            return Results.Json(await kms.Keys.RotateAsync(keyId, party, (c, tx) => Authority.AuthorityService.Current(c, tx, keyId)), ProtocolJson.Options);
+        }).Produces<KeyInfo>().WithSummary("Rotate: a new data key version becomes current (signed by an operator).");
 
         g.MapGet("/keys/{keyId}/authority", (string keyId) =>
         {
@@ -76,7 +86,12 @@ public static class KmsEndpoints
             return Results.Json(await kms.Authority.ApproveAsync(keyId, proposalId, party, approval), ProtocolJson.Options);
         }).Accepts<Approval>("application/json").Produces<ProposalStatus>().WithSummary("Approve a proposal (signed by an operator).");
 
-        g.MapPost("/nonces", async () => Results.Json(await kms.Nonces.IssueAsync(), ProtocolJson.Options))
+        g.MapPost("/nonces", async (HttpRequest req) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "nonce request: this request takes no body.");
+            return Results.Json(await kms.Nonces.IssueAsync(), ProtocolJson.Options);
+        })
             .Produces<NonceResponse>().WithSummary("S15: a fresh single-use nonce for evidence.");
 
         g.MapPost("/key-use", async (HttpContext ctx) =>

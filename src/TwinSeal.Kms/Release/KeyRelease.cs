@@ -77,7 +77,9 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
                 _ => "the nonce was already used (replayed request)",
             });
 
-        // 3. The public key the KMS will wrap to is the one the enclave bound into its evidence.
+        // 3. The public key the KMS will wrap to is the one the enclave bound into its evidence, and a usable P-256 point.
+        if (!Hpke.IsValidPublicKey(request.EnclavePublicKey))
+            throw new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the enclave public key is not a SEC1 uncompressed P-256 point");
         if (!ReportDataBinding.Matches(claims.ReportData, request.Nonce, request.EnclavePublicKey))
             throw new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the evidence does not bind this nonce and enclave public key (report data mismatch)");
 
@@ -93,10 +95,12 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
             throw new KeyUseRefusedException(KeyUseRefusal.PartyNotAuthorised, $"party '{party}' is not in the usage authority of key '{request.KeyId}'");
         if (key.State != "active")
             throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
+        if (authority.Policy.ExpiresAt is { } expires && clock.GetUtcNow() >= expires)
+            throw new KeyUseRefusedException(KeyUseRefusal.PolicyExpired, $"the policy of key '{request.KeyId}' expired at {expires:O}");
 
         try
         {
-            return keys.WithDataKey(request.KeyId, (dataKey, version) =>
+            return keys.WithDataKey(request.KeyId, request.KeyVersion, (dataKey, version) =>
             {
                 var aad = KeyReleaseBinding.Aad(request.KeyId, party, version, authority.Version, authority.PolicyHash);
                 var sealedKey = DataKeyRelease.WrapToEnclave(dataKey, request.EnclavePublicKey, KeyReleaseBinding.Info, aad);
@@ -107,11 +111,11 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
         {
             throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
         }
-        catch (System.Security.Cryptography.CryptographicException)
+        catch (KmsException e) when (e.Code == "key-version-unavailable")
         {
-            // Only a malformed enclave public key can make the wrap fail; the evidence was bound to it, so it is the enclave's error.
-            throw new KeyUseRefusedException(KeyUseRefusal.EvidenceInvalid, "the enclave public key is not a valid P-256 point");
+            throw new KeyUseRefusedException(KeyUseRefusal.KeyVersionUnavailable, e.Message.TrimEnd('.'));
         }
+
     }
 
     private Task AuditAsync(string evt, string keyId, string party, string detail)

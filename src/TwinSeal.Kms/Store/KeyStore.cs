@@ -53,25 +53,60 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
     }
 
     /// <summary>
-    /// Unwraps the current data key version and hands it to <paramref name="use"/>; the plaintext key is zeroed
-    /// as soon as <paramref name="use"/> returns, whatever happens.
+    /// Unwraps data key <paramref name="version"/> (the current one when null) and hands it to <paramref name="use"/>;
+    /// the plaintext key is zeroed as soon as <paramref name="use"/> returns, whatever happens.
     /// </summary>
-    public T WithDataKey<T>(string keyId, Func<DataKey, int, T> use)
+    public T WithDataKey<T>(string keyId, int? version, Func<DataKey, int, T> use)
     {
-        var (sealedKek, version, wrapped) = db.Read(c =>
+        var (sealedKek, v, wrapped) = db.Read(c =>
         {
-            using var cmd = KmsDatabase.Command(c, null, """
-                SELECT k.sealed_kek, k.current_version, d.wrapped FROM keys k
-                JOIN data_keys d ON d.key_id = k.key_id AND d.version = k.current_version
-                WHERE k.key_id = $k AND k.state = 'active'
-                """, ("$k", keyId));
-            using var r = cmd.ExecuteReader();
-            if (!r.Read() || r.IsDBNull(0) || r.IsDBNull(2)) throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
-            return ((byte[])r[0], r.GetInt32(1), (byte[])r[2]);
+            using (var k = KmsDatabase.Command(c, null, "SELECT sealed_kek, current_version, state FROM keys WHERE key_id = $k", ("$k", keyId)))
+            using (var r = k.ExecuteReader())
+            {
+                if (!r.Read() || r.GetString(2) == "deleted" || r.IsDBNull(0)) throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
+                var sealedKek = (byte[])r[0];
+                var wanted = version ?? r.GetInt32(1);
+                using var d = KmsDatabase.Command(c, null, "SELECT wrapped FROM data_keys WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", wanted));
+                if (d.ExecuteScalar() is not byte[] w)
+                    throw KmsException.Gone("key-version-unavailable", $"Data key version {wanted} of '{keyId}' does not exist or was retired.");
+                return (sealedKek, wanted, w);
+            }
         });
         using var kek = master.UnsealKek(sealedKek, keyId);
-        using var dataKey = kek.UnwrapDataKey(wrapped, keyId, version);
-        return use(dataKey, version);
+        using var dataKey = kek.UnwrapDataKey(wrapped, keyId, v);
+        return use(dataKey, v);
+    }
+
+    /// <summary>
+    /// Rotates: a new data key version, wrapped under the same KEK, becomes current. New encryptions use it; data
+    /// encrypted under older versions still decrypts with them until they are retired.
+    /// </summary>
+    public async Task<KeyInfo> RotateAsync(string keyId, string party, Func<SqliteConnection, SqliteTransaction, AuthorityInfo?> authority)
+    {
+        var now = clock.GetUtcNow();
+        return await db.WriteAsync((c, tx) =>
+        {
+            var key = Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
+            if (key.State != "active") throw KmsException.Gone("key-deleted", $"Key '{keyId}' is {key.State}.");
+            var current = authority(c, tx);
+            var allowed = current is null ? party == key.CreatedBy : current.Policy.Operators.Contains(party);
+            if (!allowed)
+            {
+                AuditLog.Append(c, tx, now, "rotate-refused", keyId, party, "rotation by a party outside the operation authority");
+                throw KmsException.Forbidden("not-an-operator", $"Party '{party}' may not rotate key '{keyId}'.").Recorded();
+            }
+            byte[] sealedKek;
+            using (var cmd = KmsDatabase.Command(c, tx, "SELECT sealed_kek FROM keys WHERE key_id = $k", ("$k", keyId)))
+                sealedKek = (byte[])cmd.ExecuteScalar()!;
+            using var kek = master.UnsealKek(sealedKek, keyId);
+            using var dataKey = DataKey.Generate();
+            var version = key.KeyVersion + 1;
+            KmsDatabase.Execute(c, tx, "INSERT INTO data_keys(key_id, version, wrapped, created_at) VALUES($k,$v,$w,$t)",
+                ("$k", keyId), ("$v", version), ("$w", kek.WrapDataKey(dataKey, keyId, version)), ("$t", now.ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "UPDATE keys SET current_version = $v WHERE key_id = $k", ("$v", version), ("$k", keyId));
+            AuditLog.Append(c, tx, now, "key-rotated", keyId, party, $"data key version {version} generated and made current; version {key.KeyVersion} still decrypts until retired");
+            return Find(c, tx, keyId)!;
+        }).ConfigureAwait(false);
     }
 
     /// <summary>

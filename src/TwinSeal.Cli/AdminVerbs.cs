@@ -1,0 +1,283 @@
+using System.CommandLine;
+using System.Text.Json;
+using DiffPlex.DiffBuilder;
+using DiffPlex.DiffBuilder.Model;
+using Spectre.Console;
+using TwinSeal.Cli.Demo;
+using TwinSeal.Party;
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Cli;
+
+/// <summary>
+/// The participant's administrative verbs (<c>key</c>, <c>policy</c>, <c>audit</c>). They talk to the participant's own
+/// running party host (found through the party folder's endpoint.json and control.token), which signs for the party
+/// and is the only part of the device that talks to the KMS.
+/// </summary>
+public static class AdminVerbs
+{
+    private static Option<string> PartyOption() => new("--party") { Description = "The party folder of your running party host.", Required = true };
+    private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of tables." };
+
+    /// <summary>The <c>key</c> verbs.</summary>
+    public static Command Key()
+    {
+        var cmd = new Command("key", "Create, show, rotate and delete keys at the KMS (through your party host).");
+
+        var party = PartyOption(); var json = JsonOption();
+        var label = new Option<string?>("--label") { Description = "A label for people." };
+        var create = new Command("create", "S1–S4: ask the KMS for a new key (KEK + data key).") { party, label, json };
+        create.SetAction((pr, ct) => Run(pr, party, async c => Show(await c.PostAsync<KeyInfo>("/keys", new CreateKeyCommand(pr.GetValue(label))), pr.GetValue(json))));
+        cmd.Subcommands.Add(create);
+
+        var keyArg = new Argument<string>("KEY") { Description = "Key id." };
+        var showParty = PartyOption(); var showJson = JsonOption();
+        var show = new Command("show", "Show a key (never its material).") { keyArg, showParty, showJson };
+        show.SetAction((pr, ct) => Run(pr, showParty, async c => Show(await c.GetAsync<KeyInfo>($"/keys/{Esc(pr.GetValue(keyArg)!)}"), pr.GetValue(showJson))));
+        cmd.Subcommands.Add(show);
+
+        var rotArg = new Argument<string>("KEY") { Description = "Key id." };
+        var rotParty = PartyOption(); var rotJson = JsonOption();
+        var rotate = new Command("rotate", "Rotate: a new data key version becomes current; older versions still decrypt what they encrypted.") { rotArg, rotParty, rotJson };
+        rotate.SetAction((pr, ct) => Run(pr, rotParty, async c => Show(await c.PostAsync<KeyInfo>($"/keys/{Esc(pr.GetValue(rotArg)!)}/rotate", null), pr.GetValue(rotJson))));
+        cmd.Subcommands.Add(rotate);
+
+        var delArg = new Argument<string>("KEY") { Description = "Key id." };
+        var delParty = PartyOption(); var delJson = JsonOption();
+        var yes = new Option<bool>("--yes") { Description = "Confirm: deletion destroys the key material for good." };
+        var delete = new Command("delete", "Delete a key for good (signed by you; you must be an operator).") { delArg, delParty, yes, delJson };
+        delete.SetAction((pr, ct) =>
+        {
+            if (!pr.GetValue(yes))
+            {
+                Console.Error.WriteLine("twinseal: deleting a key destroys its material for good; add --yes to confirm.");
+                return Task.FromResult(2);
+            }
+            return Run(pr, delParty, async c =>
+            {
+                var keyId = pr.GetValue(delArg)!;
+                Show(await c.DeleteAsync<KeyInfo>($"/keys/{Esc(keyId)}"), pr.GetValue(delJson));
+            });
+        });
+        cmd.Subcommands.Add(delete);
+        return cmd;
+    }
+
+    /// <summary>The <c>policy</c> verbs.</summary>
+    public static Command Policy()
+    {
+        var cmd = new Command("policy", "Show, propose, review and approve a key's authority policy.");
+
+        var keyArg = new Argument<string>("KEY") { Description = "Key id." };
+        var party = PartyOption(); var json = JsonOption();
+        var show = new Command("show", "Show the current policy with its version and hash.") { keyArg, party, json };
+        show.SetAction((pr, ct) => Run(pr, party, async c =>
+        {
+            var a = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(pr.GetValue(keyArg)!)}/authority");
+            if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(a, ProtocolJson.Indented));
+            else PrintPolicy(a.Policy, $"Key {a.KeyId} — authority version {a.Version}, policy SHA-256 {a.PolicyHash}");
+        }));
+        cmd.Subcommands.Add(show);
+
+        var pKey = new Argument<string>("KEY") { Description = "Key id." };
+        var pParty = PartyOption(); var pJson = JsonOption();
+        var file = new Option<string>("--file") { Description = "The proposed policy document (JSON; see docs/policy.schema.json).", Required = true };
+        var baseVersion = new Option<int?>("--base") { Description = "The authority version this replaces (default: the current one)." };
+        var propose = new Command("propose", "Propose a policy; your signature counts as your approval.") { pKey, pParty, file, baseVersion, pJson };
+        propose.SetAction((pr, ct) => Run(pr, pParty, async c =>
+        {
+            var keyId = pr.GetValue(pKey)!;
+            var policy = ReadPolicy(pr.GetValue(file)!);
+            var b = pr.GetValue(baseVersion) ?? await CurrentVersionAsync(c, keyId);
+            ShowProposal(await c.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(keyId, b, policy)), pr.GetValue(pJson));
+        }));
+        cmd.Subcommands.Add(propose);
+
+        var aKey = new Argument<string>("KEY") { Description = "Key id." };
+        var aProp = new Argument<string>("PROPOSAL") { Description = "Proposal id." };
+        var aParty = PartyOption(); var aJson = JsonOption();
+        var hash = new Option<string?>("--hash") { Description = "The proposal hash you reviewed (from 'policy diff'); the approval is refused if it differs." };
+        var approve = new Command("approve", "Approve a proposal after reviewing it with 'policy diff'.") { aKey, aProp, aParty, hash, aJson };
+        approve.SetAction((pr, ct) => Run(pr, aParty, async c =>
+        {
+            var keyId = pr.GetValue(aKey)!;
+            var status = await c.GetAsync<ProposalStatus>($"/keys/{Esc(keyId)}/proposals/{Esc(pr.GetValue(aProp)!)}");
+            var reviewed = pr.GetValue(hash) ?? status.ProposalHash;
+            ShowProposal(await c.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(keyId, status.ProposalId, reviewed)), pr.GetValue(aJson));
+        }));
+        cmd.Subcommands.Add(approve);
+
+        var sKey = new Argument<string>("KEY") { Description = "Key id." };
+        var sProp = new Argument<string>("PROPOSAL") { Description = "Proposal id." };
+        var sParty = PartyOption(); var sJson = JsonOption();
+        var status = new Command("status", "Show who approved a proposal and whether it applied.") { sKey, sProp, sParty, sJson };
+        status.SetAction((pr, ct) => Run(pr, sParty, async c =>
+            ShowProposal(await c.GetAsync<ProposalStatus>($"/keys/{Esc(pr.GetValue(sKey)!)}/proposals/{Esc(pr.GetValue(sProp)!)}"), pr.GetValue(sJson))));
+        cmd.Subcommands.Add(status);
+
+        var dKey = new Argument<string>("KEY") { Description = "Key id." };
+        var dProp = new Argument<string?>("PROPOSAL") { Description = "Proposal id (or give --file).", Arity = ArgumentArity.ZeroOrOne };
+        var dFile = new Option<string?>("--file") { Description = "A policy document to compare with the current policy." };
+        var dParty = PartyOption();
+        var diff = new Command("diff", "Show a proposed policy against the current one.") { dKey, dProp, dFile, dParty };
+        diff.SetAction((pr, ct) => Run(pr, dParty, async c =>
+        {
+            var keyId = pr.GetValue(dKey)!;
+            AuthorityPolicy proposed;
+            string title;
+            if (pr.GetValue(dProp) is { } pid)
+            {
+                var p = await c.GetAsync<ProposalStatus>($"/keys/{Esc(keyId)}/proposals/{Esc(pid)}");
+                proposed = p.Policy ?? throw new ProtocolException("no-policy", "The KMS did not return the proposed policy.");
+                title = $"proposal {p.ProposalId} (hash {p.ProposalHash}, replaces version {p.BaseVersion})";
+            }
+            else if (pr.GetValue(dFile) is { } f)
+            {
+                proposed = ReadPolicy(f);
+                title = f;
+            }
+            else throw new ProtocolException("usage", "Give a PROPOSAL id or --file.");
+            AuthorityInfo? current = null;
+            try
+            {
+                current = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority");
+            }
+            catch (RemoteProblemException e) when (e.Code == "authority-not-set")
+            {
+                // A first policy is compared with nothing.
+            }
+            PrintDiff(current is null ? "" : Pretty(current.Policy), Pretty(proposed), current is null ? "(no policy yet)" : $"version {current.Version}", title);
+        }));
+        cmd.Subcommands.Add(diff);
+        return cmd;
+    }
+
+    /// <summary>The <c>audit</c> verbs.</summary>
+    public static Command Audit()
+    {
+        var party = PartyOption(); var json = JsonOption();
+        var after = new Option<long>("--after") { Description = "Only records after this sequence number." };
+        var key = new Option<string?>("--key") { Description = "Only records about this key." };
+        var show = new Command("show", "Show the KMS audit log.") { party, after, key, json };
+        show.SetAction((pr, ct) => Run(pr, party, async c =>
+        {
+            var records = (await c.GetAsync<AuditRecord[]>($"/audit?after={pr.GetValue(after)}")).Where(r => pr.GetValue(key) is not { } k || r.KeyId == k).ToList();
+            if (pr.GetValue(json)) { Console.WriteLine(JsonSerializer.Serialize(records, ProtocolJson.Indented)); return; }
+            var t = new Table().AddColumns("#", "time (UTC)", "event", "key", "by", "detail");
+            foreach (var r in records)
+                t.AddRow(r.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), r.At.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(r.Event), Markup.Escape(r.KeyId ?? ""), Markup.Escape(r.Actor ?? ""), Markup.Escape(r.Detail));
+            AnsiConsole.Write(t);
+        }));
+        var vParty = PartyOption(); var vJson = JsonOption();
+        var verify = new Command("verify", "Check the audit log's hash chain; names the first bad record.") { vParty, vJson };
+        verify.SetAction(async (pr, ct) =>
+        {
+            var valid = false;
+            var rc = await Run(pr, vParty, async c =>
+            {
+                var v = await c.GetAsync<AuditVerification>("/audit/verify");
+                valid = v.Valid;
+                if (pr.GetValue(vJson)) Console.WriteLine(JsonSerializer.Serialize(v, ProtocolJson.Indented));
+                else Console.WriteLine(v.Valid ? $"Audit chain of {v.Records} records verifies." : $"Audit chain BROKEN at record {v.FirstBadSequence}: {v.Problem}");
+            });
+            return rc != 0 ? rc : valid ? 0 : 1;
+        });
+        return new Command("audit", "Read and verify the KMS audit log.") { show, verify };
+    }
+
+    private static string Esc(string s) => Uri.EscapeDataString(s);
+
+    private static async Task<int> CurrentVersionAsync(ControlClient c, string keyId)
+    {
+        try
+        {
+            return (await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority")).Version;
+        }
+        catch (RemoteProblemException e) when (e.Code == "authority-not-set")
+        {
+            return 0;
+        }
+    }
+
+    private static AuthorityPolicy ReadPolicy(string path)
+    {
+        if (!File.Exists(path)) throw new ProtocolException("no-file", $"Policy file '{path}' does not exist.");
+        return ProtocolJson.Parse<AuthorityPolicy>(File.ReadAllBytes(path), $"policy file '{path}'");
+    }
+
+    private static string Pretty(AuthorityPolicy p) => JsonSerializer.Serialize(PolicyDocument.Canonicalise(p), ProtocolJson.Indented);
+
+    private static void PrintDiff(string before, string after, string beforeTitle, string afterTitle)
+    {
+        AnsiConsole.MarkupLine($"[red]--- {Markup.Escape(beforeTitle)}[/]");
+        AnsiConsole.MarkupLine($"[green]+++ {Markup.Escape(afterTitle)}[/]");
+        var model = InlineDiffBuilder.Diff(before, after);
+        if (model.Lines.All(l => l.Type == ChangeType.Unchanged)) { AnsiConsole.WriteLine("(no change)"); return; }
+        foreach (var line in model.Lines)
+        {
+            var text = Markup.Escape(line.Text);
+            AnsiConsole.MarkupLine(line.Type switch
+            {
+                ChangeType.Inserted => $"[green]+ {text}[/]",
+                ChangeType.Deleted => $"[red]- {text}[/]",
+                _ => $"  {text}",
+            });
+        }
+    }
+
+    private static void PrintPolicy(AuthorityPolicy p, string title)
+    {
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title)}[/]");
+        var usage = new Table().Title("Usage authority").AddColumns("party", "platform", "accepted app measurements", "platform tests");
+        foreach (var g in p.Usage)
+            usage.AddRow(Markup.Escape(g.PartyId), Markup.Escape(g.ReferenceValues.Platform), Markup.Escape(string.Join("\n", g.ReferenceValues.Measurements)),
+                Markup.Escape(string.Join("\n", g.ReferenceValues.PlatformTests.Select(kv => $"{kv.Key} = {kv.Value}"))));
+        AnsiConsole.Write(usage);
+        AnsiConsole.MarkupLine($"[bold]Operators:[/] {Markup.Escape(string.Join(", ", p.Operators))}   [bold]Change method:[/] {p.ChangeMethod}");
+        AnsiConsole.MarkupLine($"[bold]Output:[/] {Markup.Escape(p.Output.Computation)} on '{Markup.Escape(p.Output.KeyColumn)}', releases {p.Output.Result} to {Markup.Escape(p.Output.Recipient)}");
+    }
+
+    private static void Show(KeyInfo k, bool json)
+    {
+        if (json) { Console.WriteLine(JsonSerializer.Serialize(k, ProtocolJson.Indented)); return; }
+        var t = new Table().AddColumns("key", "state", "data key version", "authority version", "created by", "created (UTC)", "label");
+        t.AddRow(Markup.Escape(k.KeyId), Markup.Escape(k.State), k.KeyVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), k.AuthorityVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Markup.Escape(k.CreatedBy), k.CreatedAt.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(k.Label ?? ""));
+        AnsiConsole.Write(t);
+    }
+
+    private static void ShowProposal(ProposalStatus p, bool json)
+    {
+        if (json) { Console.WriteLine(JsonSerializer.Serialize(p, ProtocolJson.Indented)); return; }
+        var t = new Table().AddColumns("proposal", "status", "replaces version", "approved by", "needs", "applied as version", "hash");
+        t.AddRow(Markup.Escape(p.ProposalId), Markup.Escape(p.Status), p.BaseVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", p.ApprovedBy)),
+            Markup.Escape(string.Join(", ", p.Required)), p.AppliedVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "", Markup.Escape(p.ProposalHash));
+        AnsiConsole.Write(t);
+    }
+
+    /// <summary>Connects to the party's host and runs <paramref name="work"/>, turning refusals into clear one-line errors.</summary>
+    private static async Task<int> Run(ParseResult pr, Option<string> party, Func<ControlClient, Task> work)
+    {
+        try
+        {
+            var dir = Path.GetFullPath(pr.GetValue(party)!);
+            var endpoint = ServiceEndpointFile.TryRead(dir)
+                ?? throw new ProtocolException("host-not-running", $"No running party host found for '{dir}' (no endpoint.json); start it with 'twinseal party serve --dir {dir} ...'.");
+            var tokenPath = Path.Combine(dir, "control.token");
+            if (!File.Exists(tokenPath)) throw new ProtocolException("not-a-party", $"'{dir}' is not a party folder (run 'twinseal party init').");
+            using var client = new ControlClient(endpoint, File.ReadAllText(tokenPath).Trim());
+            await work(client);
+            return 0;
+        }
+        catch (ProtocolException e)
+        {
+            Console.Error.WriteLine($"twinseal: {e.Code}: {e.Message}");
+            return 1;
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"twinseal: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,251 @@
+using System.Buffers.Binary;
+using System.Runtime.Loader;
+using System.Security.Cryptography;
+using System.Text;
+using TwinSeal.Enclave;
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Apps.Tests;
+
+public sealed class AppBundleTests : IDisposable
+{
+    private readonly TempDir _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private string NewBundle(string name = "bundle") => Bundles.Create(_temp.Sub(name));
+
+    // The documented measurement, computed independently: SHA-384 over (u32 BE path length ‖ path ‖ u64 BE
+    // content length ‖ content) for every file, ordered by its '/'-separated relative path (ordinal).
+    private static string ReferenceMeasurement(string directory)
+    {
+        var files = Directory.GetFiles(directory, "*", SearchOption.AllDirectories)
+            .Select(f => (Relative: Path.GetRelativePath(directory, f).Replace('\\', '/'), Path: f))
+            .OrderBy(f => f.Relative, StringComparer.Ordinal);
+        var all = new List<byte>();
+        foreach (var (relative, path) in files)
+        {
+            var name = Encoding.UTF8.GetBytes(relative);
+            var content = File.ReadAllBytes(path);
+            var len = new byte[8];
+            BinaryPrimitives.WriteUInt32BigEndian(len, (uint)name.Length);
+            all.AddRange(len.AsSpan(0, 4));
+            all.AddRange(name);
+            BinaryPrimitives.WriteUInt64BigEndian(len, (ulong)content.Length);
+            all.AddRange(len);
+            all.AddRange(content);
+        }
+        return Convert.ToHexStringLower(SHA384.HashData(all.ToArray()));
+    }
+
+    [Fact]
+    public void Measurement_is_lower_case_hex_sha_384_of_the_documented_file_encoding()
+    {
+        var dir = NewBundle();
+        File.WriteAllText(Path.Combine(dir, "README.txt"), "notes");
+        Directory.CreateDirectory(Path.Combine(dir, "data"));
+        File.WriteAllText(Path.Combine(dir, "data", "lookup.csv"), "a,b\n1,2\n");
+
+        var measurement = AppBundle.Load(dir).Measurement;
+
+        Assert.Matches("^[0-9a-f]{96}$", measurement);
+        Assert.Equal(ReferenceMeasurement(dir), measurement);
+    }
+
+    [Fact]
+    public void Measuring_the_same_bundle_twice_gives_the_same_measurement()
+    {
+        var dir = NewBundle();
+
+        Assert.Equal(AppBundle.Load(dir).Measurement, AppBundle.Load(dir).Measurement);
+    }
+
+    [Fact]
+    public void Measurement_does_not_depend_on_where_the_bundle_folder_is()
+    {
+        var a = NewBundle("a");
+        var b = Bundles.Create(Path.Combine(_temp.Sub("elsewhere"), "deeper", "bundle"));
+
+        Assert.Equal(AppBundle.Load(a).Measurement, AppBundle.Load(b).Measurement);
+    }
+
+    [Fact]
+    public void Changing_one_byte_of_the_app_assembly_changes_the_measurement()
+    {
+        var original = NewBundle("original");
+        var tampered = NewBundle("tampered");
+        Bundles.FlipBuildMarker(tampered);
+
+        Assert.NotEqual(AppBundle.Load(original).Measurement, AppBundle.Load(tampered).Measurement);
+    }
+
+    [Fact]
+    public void Changing_any_byte_of_the_app_assembly_changes_the_measured_hash()
+    {
+        var bytes = File.ReadAllBytes(Bundles.AppDllPath);
+        var baseline = AppBundle.Measure([(Bundles.AppFileName, bytes)]);
+        foreach (var at in new[] { 0, bytes.Length / 3, bytes.Length / 2, bytes.Length - 1 })
+        {
+            var copy = (byte[])bytes.Clone();
+            copy[at] ^= 0x80;
+            Assert.NotEqual(baseline, AppBundle.Measure([(Bundles.AppFileName, copy)]));
+        }
+    }
+
+    [Fact]
+    public void Adding_a_file_to_the_bundle_changes_the_measurement()
+    {
+        var dir = NewBundle();
+        var before = AppBundle.Load(dir).Measurement;
+
+        File.WriteAllText(Path.Combine(dir, "extra.json"), "{}");
+
+        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+    }
+
+    [Fact]
+    public void Adding_an_empty_file_in_a_subfolder_changes_the_measurement()
+    {
+        var dir = NewBundle();
+        var before = AppBundle.Load(dir).Measurement;
+
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        File.WriteAllBytes(Path.Combine(dir, "sub", "empty"), []);
+
+        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+    }
+
+    [Fact]
+    public void Renaming_a_file_changes_the_measurement()
+    {
+        var dir = NewBundle();
+        File.WriteAllText(Path.Combine(dir, "config.txt"), "x");
+        var before = AppBundle.Load(dir).Measurement;
+
+        File.Move(Path.Combine(dir, "config.txt"), Path.Combine(dir, "config2.txt"));
+
+        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+    }
+
+    [Fact]
+    public void Moving_bytes_between_a_file_name_and_its_content_changes_the_measurement()
+    {
+        // Length prefixes keep (path "ab", content "c") apart from (path "a", content "bc").
+        Assert.NotEqual(
+            AppBundle.Measure([("ab", "c"u8.ToArray())]),
+            AppBundle.Measure([("a", "bc"u8.ToArray())]));
+    }
+
+    [Fact]
+    public void The_app_loads_from_the_bundle_and_runs()
+    {
+        var bundle = AppBundle.Load(NewBundle());
+
+        Assert.Equal("secure-match", bundle.App.Name);
+        var own = Tables.Of(["id", "o"], ["k", "1"], ["j", "2"]);
+        var peer = Tables.Of(["id", "p"], ["k", "3"], ["k", "4"]);
+        var output = bundle.App.Run(new AppInput(own, peer, new OutputPolicy("secure-match", "id", ResultKind.JoinedRows, "party2"), "party2", "party1"));
+        Assert.Equal(2, output.MatchCount);
+        Assert.Equal(["id", "o", "p"], output.Rows!.Columns);
+    }
+
+    [Fact]
+    public void The_app_is_loaded_from_the_measured_bytes_in_its_own_load_context_not_from_the_file()
+    {
+        var bundle = AppBundle.Load(NewBundle());
+
+        var assembly = bundle.App.GetType().Assembly;
+        Assert.NotSame(typeof(SecureMatchApp).Assembly, assembly);
+        Assert.NotSame(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(assembly));
+        Assert.Equal("", assembly.Location); // loaded from a byte stream, so it has no file behind it
+    }
+
+    [Fact]
+    public void A_bundle_app_with_a_changed_build_marker_still_loads_and_runs()
+    {
+        var dir = NewBundle();
+        Bundles.FlipBuildMarker(dir);
+
+        var bundle = AppBundle.Load(dir);
+
+        Assert.Equal("secure-match", bundle.App.Name);
+        var t = Tables.Of(["id"], ["k"]);
+        Assert.Equal(1, bundle.App.Run(new AppInput(t, t, Releases.MatchCountPolicy(), "party2", "party1")).MatchCount);
+    }
+
+    [Fact]
+    public void A_bundle_with_no_app_is_refused()
+    {
+        var dir = _temp.Sub("no-app");
+        File.WriteAllText(Path.Combine(dir, "README.txt"), "no assemblies here");
+
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+
+        Assert.Contains("exactly one app", e.Message, StringComparison.Ordinal);
+        Assert.Contains("found 0", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bundle_whose_assemblies_hold_no_app_is_refused()
+    {
+        var dir = _temp.Sub("contract-only");
+        File.Copy(typeof(IEnclaveApp).Assembly.Location, Path.Combine(dir, "TwinSeal.Protocol.dll"));
+
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+
+        Assert.Contains("found 0", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_empty_bundle_folder_is_refused()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(_temp.Sub("empty")));
+
+        Assert.Contains("empty", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_missing_bundle_folder_is_refused()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(Path.Combine(_temp.Path, "nope")));
+
+        Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_dll_that_is_not_an_assembly_is_refused_naming_the_file()
+    {
+        var dir = NewBundle();
+        File.WriteAllBytes(Path.Combine(dir, "junk.dll"), RandomNumberGenerator.GetBytes(4096));
+
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+
+        Assert.Contains("junk.dll", e.Message, StringComparison.Ordinal);
+        Assert.Contains("not a loadable assembly", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_truncated_app_assembly_is_refused_naming_the_file()
+    {
+        var dir = NewBundle();
+        var path = Path.Combine(dir, Bundles.AppFileName);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes.AsSpan(0, 512).ToArray());
+
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+
+        Assert.Contains(Bundles.AppFileName, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bundle_with_two_copies_of_the_app_is_refused()
+    {
+        var dir = NewBundle();
+        File.Copy(Bundles.AppDllPath, Path.Combine(dir, "Copy.Of.Apps.dll"));
+
+        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+
+        Assert.Contains("found 2", e.Message, StringComparison.Ordinal);
+    }
+}

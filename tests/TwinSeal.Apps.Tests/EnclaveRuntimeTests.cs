@@ -1,0 +1,489 @@
+using System.IO.Pipelines;
+using System.Security.Cryptography.X509Certificates;
+using TwinSeal.Attestation;
+using TwinSeal.Attestation.Sim;
+using TwinSeal.Crypto;
+using TwinSeal.Enclave;
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Apps.Tests;
+
+/// <summary>A simulated platform root, two provisioned devices and an app bundle, shared by the runtime tests.</summary>
+public sealed class SimEnvironment : IDisposable
+{
+    private readonly TempDir _temp = new();
+
+    public SimEnvironment()
+    {
+        RootDirectory = _temp.Sub("sim-root");
+        var rootCert = SimPlatform.EnsureRoot(RootDirectory);
+        Root = PemCertificate.Load(rootCert);
+        Device1 = _temp.Sub("device-party1");
+        Device2 = _temp.Sub("device-party2");
+        SimPlatform.ProvisionDevice(RootDirectory, Device1, "party1");
+        SimPlatform.ProvisionDevice(RootDirectory, Device2, "party2");
+        BundleDirectory = Bundles.Create(_temp.Sub("bundle"));
+    }
+
+    public string RootDirectory { get; }
+
+    public X509Certificate2 Root { get; }
+
+    public string Device1 { get; }
+
+    public string Device2 { get; }
+
+    public string BundleDirectory { get; }
+
+    public string NewDirectory(string name) => _temp.Sub(name + "-" + Guid.NewGuid().ToString("n")[..8]);
+
+    public void Dispose()
+    {
+        Root.Dispose();
+        _temp.Dispose();
+    }
+}
+
+/// <summary>The host side of an enclave channel: two in-memory pipes, frames in, frames out.</summary>
+internal sealed class EnclaveConnection : IAsyncDisposable
+{
+    private readonly Pipe _toEnclave = new();
+    private readonly Pipe _fromEnclave = new();
+    private readonly Stream _write;
+    private readonly Stream _read;
+    private bool _closed;
+
+    public EnclaveConnection(EnclaveRuntime runtime)
+    {
+        Runtime = runtime;
+        _write = _toEnclave.Writer.AsStream();
+        _read = _fromEnclave.Reader.AsStream();
+        var input = _toEnclave.Reader.AsStream();
+        var output = _fromEnclave.Writer.AsStream();
+        Serving = Task.Run(() => runtime.ServeAsync(input, output));
+    }
+
+    public EnclaveRuntime Runtime { get; }
+
+    public Task Serving { get; }
+
+    public static EnclaveConnection Start(string deviceDirectory, string bundleDirectory)
+        => new(new EnclaveRuntime(new EnclaveOptions(deviceDirectory, bundleDirectory)));
+
+    public Task<(EnclaveReply Reply, byte[] Body)> SendAsync(EnclaveCommand command, byte[]? body = null)
+        => SendRawAsync(ProtocolJson.Canonical(command), body);
+
+    public async Task<(EnclaveReply Reply, byte[] Body)> SendRawAsync(byte[] header, byte[]? body = null)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        body ??= [];
+        await EnclaveFrame.WriteAsync(_write, header, new MemoryStream(body), body.Length, ct);
+        var frame = await EnclaveFrame.ReadAsync(_read, ct).WaitAsync(TimeSpan.FromSeconds(20), ct)
+            ?? throw new InvalidOperationException("The enclave closed the channel instead of replying.");
+        return (ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply"), frame.Body);
+    }
+
+    public async Task<EnclaveDescription> DescribeAsync()
+    {
+        var (reply, _) = await SendAsync(new DescribeEnclave());
+        Assert.True(reply.Ok);
+        return reply.Description!;
+    }
+
+    public async Task CloseAsync()
+    {
+        if (_closed) return;
+        _closed = true;
+        await _toEnclave.Writer.CompleteAsync();
+        await Serving.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await CloseAsync();
+        }
+        finally
+        {
+            Runtime.Dispose();
+        }
+    }
+}
+
+public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimEnvironment>
+{
+    private EnclaveConnection Start(string? device = null) => EnclaveConnection.Start(device ?? env.Device1, env.BundleDirectory);
+
+    private static byte[] Csv(string s) => Tables.Csv(s);
+
+    private static readonly byte[] Party1Csv = Csv("id,name,score\nk1,Ada,9\nk2,\"Bob, Jr.\",7\nk2,Bobby,8\n日本,Nihon,\"multi\nline\"\n,nobody,0\n");
+    private static readonly byte[] Party2Csv = Csv("id,name,city\nk2,Zed,Oslo\nk1,Yan,\"Rome \"\"Centro\"\"\"\nk3,Xi,Lima\n日本,Jun,Kyoto\n,empty,none\nk2,Zoe,Bern\n");
+
+    private static async Task<(EnclaveReply Reply, byte[] Body)> Ok(Task<(EnclaveReply Reply, byte[] Body)> call)
+    {
+        var result = await call;
+        Assert.True(result.Reply.Ok, result.Reply.Error is { } e ? $"{e.Code}: {e.Message}" : "not ok");
+        Assert.Null(result.Reply.Error);
+        return result;
+    }
+
+    private static async Task<EnclaveError> Fails(Task<(EnclaveReply Reply, byte[] Body)> call)
+    {
+        var (reply, body) = await call;
+        Assert.False(reply.Ok);
+        Assert.Empty(body);
+        return Assert.IsType<EnclaveError>(reply.Error);
+    }
+
+    // ---- describe ----
+
+    [Fact]
+    public async Task Describe_reports_the_simulated_platform_the_bundle_measurement_the_self_tests_and_the_public_key()
+    {
+        await using var enclave = Start();
+
+        var d = await enclave.DescribeAsync();
+
+        Assert.Equal("sim", d.Platform);
+        Assert.True(d.Simulated);
+        Assert.Equal(AppBundle.Load(env.BundleDirectory).Measurement, d.Measurement);
+        Assert.Equal("secure-match", d.AppName);
+        Assert.Equal(PlatformSelfTests.Run(), d.PlatformTests);
+        Assert.Equal(65, d.EnclavePublicKey.Length);
+        Assert.Equal(0x04, d.EnclavePublicKey[0]);
+    }
+
+    [Fact]
+    public async Task Each_runtime_has_its_own_ephemeral_public_key_and_keeps_it_for_the_run()
+    {
+        await using var a = Start();
+        await using var b = Start();
+
+        var first = (await a.DescribeAsync()).EnclavePublicKey;
+
+        Assert.Equal(first, (await a.DescribeAsync()).EnclavePublicKey);
+        Assert.NotEqual(first, (await b.DescribeAsync()).EnclavePublicKey);
+    }
+
+    [Fact]
+    public async Task Serving_ends_cleanly_when_the_host_closes_the_channel()
+    {
+        await using var enclave = Start();
+        await enclave.DescribeAsync();
+
+        await enclave.CloseAsync();
+
+        Assert.True(enclave.Serving.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public void A_runtime_without_a_provisioned_device_does_not_start()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.NewDirectory("no-device"), env.BundleDirectory)));
+
+        Assert.Contains("provisioned", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_runtime_whose_bundle_holds_no_app_does_not_start()
+    {
+        var bundle = env.NewDirectory("no-app");
+        File.WriteAllText(Path.Combine(bundle, "README.txt"), "nothing to run");
+
+        Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.Device1, bundle)));
+    }
+
+    // ---- load-table ----
+
+    [Fact]
+    public async Task Load_table_reports_rows_columns_and_the_sha_256_of_the_csv()
+    {
+        await using var enclave = Start();
+
+        var (reply, _) = await Ok(enclave.SendAsync(new LoadTable("customers"), Party1Csv));
+
+        Assert.Equal("customers", reply.Loaded!.Table);
+        Assert.Equal(5, reply.Loaded.Rows);
+        Assert.Equal(["id", "name", "score"], reply.Loaded.Columns);
+        Assert.Equal(TableCsv.Sha256(Party1Csv), reply.Loaded.Sha256);
+    }
+
+    [Theory]
+    [InlineData("id,name\n1,a\n2\n3,c\n", "line 3")]
+    [InlineData("id,name\n1,a\n2,b\n3,c,extra\n", "line 4")]
+    [InlineData("id,name\r\n1,a\r\n2\r\n", "line 3")]
+    [InlineData("", "empty")]
+    [InlineData("id,name,id\n1,a,2\n", "'id' appears twice")]
+    [InlineData("id,,name\n1,2,3\n", "empty column name")]
+    public async Task Malformed_csv_is_refused_as_bad_csv_naming_the_problem(string csv, string expected)
+    {
+        await using var enclave = Start();
+
+        var error = await Fails(enclave.SendAsync(new LoadTable("t"), Csv(csv)));
+
+        Assert.Equal("bad-csv", error.Code);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Contains("'t'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task After_a_malformed_csv_the_runtime_keeps_serving_the_next_command()
+    {
+        await using var enclave = Start();
+        await Fails(enclave.SendAsync(new LoadTable("t"), Csv("id,name\n1\n")));
+
+        var (reply, _) = await Ok(enclave.SendAsync(new LoadTable("t"), Csv("id,name\n1,a\n")));
+
+        Assert.Equal(1, reply.Loaded!.Rows);
+        Assert.Equal("secure-match", (await enclave.DescribeAsync()).AppName);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("../escape")]
+    [InlineData("a-name-that-is-far-too-long-for-a-table-in-the-isolated-areas-storage")]
+    public async Task A_bad_table_name_is_refused(string name)
+    {
+        await using var enclave = Start();
+
+        Assert.Equal("bad-table-name", (await Fails(enclave.SendAsync(new LoadTable(name), Party1Csv))).Code);
+    }
+
+    [Fact]
+    public async Task A_malformed_reload_keeps_the_table_that_was_loaded_before()
+    {
+        await using var enclave = Start();
+        var d = await enclave.DescribeAsync();
+        await Ok(enclave.SendAsync(new LoadTable("t"), Csv("id\na\nb\n")));
+        await Fails(enclave.SendAsync(new LoadTable("t"), Csv("id,x\n1\n")));
+
+        using var key = DataKey.Generate();
+        var release = Releases.Release(key, d.EnclavePublicKey, Releases.Policy([d.Measurement], [d.Measurement]), "party1");
+        var (reply, _) = await Ok(enclave.SendAsync(new EncryptTable("t", release, Guid.NewGuid())));
+
+        Assert.Equal(2, reply.Manifest!.RowCount);
+    }
+
+    // ---- malformed commands ----
+
+    [Theory]
+    [InlineData("{\"type\":\"frobnicate\"}")]
+    [InlineData("{\"type\":\"load-table\"}")]
+    [InlineData("{\"type\":\"describe\",\"extra\":true}")]
+    [InlineData("not json")]
+    [InlineData("[]")]
+    [InlineData("null")]
+    public async Task An_unknown_or_malformed_command_is_refused_as_malformed_request_and_serving_continues(string header)
+    {
+        await using var enclave = Start();
+
+        var error = await Fails(enclave.SendRawAsync(System.Text.Encoding.UTF8.GetBytes(header)));
+
+        Assert.Equal("malformed-request", error.Code);
+        Assert.Equal("sim", (await enclave.DescribeAsync()).Platform);
+    }
+
+    [Fact]
+    public async Task A_command_without_a_type_is_refused_and_serving_continues()
+    {
+        await using var enclave = Start();
+
+        var error = await Fails(enclave.SendRawAsync("{}"u8.ToArray()));
+
+        // Today this surfaces as "enclave-error": System.Text.Json throws NotSupportedException (not JsonException) for
+        // an abstract command without a discriminator, and ProtocolJson.Parse only maps JsonException to
+        // "malformed-request". Either way the command is refused and the channel stays usable.
+        Assert.False(string.IsNullOrEmpty(error.Code));
+        Assert.Equal("sim", (await enclave.DescribeAsync()).Platform);
+    }
+
+    [Fact]
+    public async Task Encrypting_a_table_that_was_never_loaded_is_refused_as_unknown_table()
+    {
+        await using var enclave = Start();
+        var d = await enclave.DescribeAsync();
+        using var key = DataKey.Generate();
+        var release = Releases.Release(key, d.EnclavePublicKey, Releases.Policy([d.Measurement], [d.Measurement]), "party1");
+
+        Assert.Equal("unknown-table", (await Fails(enclave.SendAsync(new EncryptTable("missing", release, Guid.NewGuid())))).Code);
+    }
+
+    // ---- attest ----
+
+    [Fact]
+    public async Task Attest_returns_evidence_that_the_sim_verifier_trusting_the_root_accepts_binding_nonce_and_public_key()
+    {
+        await using var enclave = Start();
+        var d = await enclave.DescribeAsync();
+        var nonce = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+
+        var (reply, _) = await Ok(enclave.SendAsync(new Attest(nonce)));
+
+        var claims = new SimEvidenceVerifier([env.Root], TimeProvider.System).Verify(reply.Evidence!);
+        Assert.Equal("sim", reply.Evidence!.Platform);
+        Assert.Equal("sim", claims.Platform);
+        Assert.True(claims.Simulated);
+        Assert.Equal(ReportDataBinding.Compute(nonce, d.EnclavePublicKey), claims.ReportData);
+        Assert.Equal(d.Measurement, claims.Measurement);
+        Assert.Equal(d.PlatformTests, claims.PlatformTests);
+        Assert.InRange(claims.IssuedAt, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5));
+    }
+
+    [Fact]
+    public async Task Evidence_does_not_verify_against_a_root_the_device_was_not_provisioned_by()
+    {
+        await using var enclave = Start();
+        var (reply, _) = await Ok(enclave.SendAsync(new Attest(new byte[32])));
+        var otherRootDir = env.NewDirectory("other-root");
+        using var otherRoot = PemCertificate.Load(SimPlatform.EnsureRoot(otherRootDir));
+
+        var e = Assert.Throws<EvidenceException>(() => new SimEvidenceVerifier([otherRoot], TimeProvider.System).Verify(reply.Evidence!));
+
+        Assert.Equal(KeyUseRefusal.EvidenceUntrusted, e.Refusal);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(15)]
+    [InlineData(65)]
+    public async Task Attest_refuses_a_nonce_outside_16_to_64_bytes(int length)
+    {
+        await using var enclave = Start();
+
+        Assert.Equal("bad-nonce", (await Fails(enclave.SendAsync(new Attest(new byte[length])))).Code);
+    }
+
+    // ---- encrypt on one side, compute on the other ----
+
+    private sealed record Pair(EnclaveConnection Party1, EnclaveDescription D1, EnclaveConnection Party2, EnclaveDescription D2) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Party1.DisposeAsync();
+            await Party2.DisposeAsync();
+        }
+    }
+
+    private async Task<Pair> StartPair()
+    {
+        var p1 = Start(env.Device1);
+        var p2 = Start(env.Device2);
+        return new Pair(p1, await p1.DescribeAsync(), p2, await p2.DescribeAsync());
+    }
+
+    private static AuthorityPolicy PolicyFor(Pair pair, ResultKind result) =>
+        Releases.Policy([pair.D1.Measurement], [pair.D2.Measurement], new OutputPolicy("secure-match", "id", result, "party2"));
+
+    private static async Task<(Guid Id, byte[] Ciphertext)> SendFromParty1(Pair pair, DataKey key, AuthorityPolicy policy)
+    {
+        await Ok(pair.Party1.SendAsync(new LoadTable("mine"), Party1Csv));
+        var id = Guid.NewGuid();
+        var (reply, ciphertext) = await Ok(pair.Party1.SendAsync(new EncryptTable("mine", Releases.Release(key, pair.D1.EnclavePublicKey, policy, "party1"), id)));
+        Assert.Equal(id, reply.Manifest!.DatasetId);
+        Assert.Equal("party1", reply.Manifest.SenderParty);
+        Assert.Equal(pair.D1.Measurement, reply.Manifest.SenderMeasurement);
+        return (id, ciphertext);
+    }
+
+    [Fact]
+    public async Task Compute_on_the_peer_dataset_releases_the_joined_rows_to_the_recipient()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = PolicyFor(pair, ResultKind.JoinedRows);
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+
+        var (reply, body) = await Ok(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id), ciphertext));
+
+        var expected = new SecureMatchApp().Run(new AppInput(TableCsv.Parse(Party2Csv, "own"), TableCsv.Parse(Party1Csv, "peer"), policy.Output, "party2", "party1")).Rows!;
+        var released = TableCsv.Parse(body, "released rows");
+        Assert.Equal(["id", "name", "city", "party1.name", "score"], released.Columns);
+        Assert.Equal(Tables.Multiset(expected.Rows), Tables.Multiset(released.Rows));
+        Assert.Equal(6, released.Rows.Count); // k2×2 on each side, k1, 日本; empty keys match nothing
+        var outcome = reply.Outcome!;
+        Assert.Equal("secure-match", outcome.Computation);
+        Assert.Equal(ResultKind.JoinedRows, outcome.Result);
+        Assert.Equal(6, outcome.MatchCount);
+        Assert.Equal(5, outcome.PeerRows);
+        Assert.Equal(6, outcome.OwnRows);
+        Assert.Equal(id, outcome.PeerManifest.DatasetId);
+    }
+
+    [Fact]
+    public async Task Compute_under_a_match_count_policy_releases_the_count_and_no_rows()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = PolicyFor(pair, ResultKind.MatchCount);
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+
+        var (reply, body) = await Ok(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id), ciphertext));
+
+        Assert.Equal(6, reply.Outcome!.MatchCount);
+        Assert.Empty(body);
+    }
+
+    [Fact]
+    public async Task Compute_on_a_tampered_dataset_is_rejected_with_no_output_and_serving_continues()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = PolicyFor(pair, ResultKind.JoinedRows);
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+        ciphertext[^5] ^= 0x01;
+        var release = Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2");
+
+        var error = await Fails(pair.Party2.SendAsync(new ComputeOnDataset("mine", release, id), ciphertext));
+
+        Assert.Equal("dataset-rejected", error.Code);
+        Assert.Equal("sim", (await pair.Party2.DescribeAsync()).Platform);
+    }
+
+    [Fact]
+    public async Task Compute_on_a_dataset_this_same_party_encrypted_is_rejected()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = Releases.Policy([pair.D1.Measurement], [pair.D2.Measurement], new OutputPolicy("secure-match", "id", ResultKind.MatchCount, "party1"));
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+
+        var error = await Fails(pair.Party1.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D1.EnclavePublicKey, policy, "party1"), id), ciphertext));
+
+        Assert.Equal("dataset-rejected", error.Code);
+    }
+
+    [Fact]
+    public async Task Compute_with_a_key_released_to_the_other_enclave_fails_to_unwrap()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = PolicyFor(pair, ResultKind.JoinedRows);
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+
+        // The host replays party1's release (wrapped to party1's enclave) into party2's enclave.
+        var error = await Fails(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D1.EnclavePublicKey, policy, "party2"), id), ciphertext));
+
+        Assert.Equal("key-unwrap-failed", error.Code);
+    }
+
+    [Fact]
+    public async Task Compute_refuses_joined_rows_when_the_policy_names_the_other_party_as_recipient()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = Releases.Policy([pair.D1.Measurement], [pair.D2.Measurement], new OutputPolicy("secure-match", "id", ResultKind.JoinedRows, "party1"));
+        var (id, ciphertext) = await SendFromParty1(pair, key, policy);
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+
+        var error = await Fails(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id), ciphertext));
+
+        Assert.Equal("outside-output-policy", error.Code);
+    }
+}
