@@ -71,9 +71,13 @@ public static class ReferenceValueMatcher
             if (!string.Equals(actual, expected, StringComparison.Ordinal))
                 return (KeyUseRefusal.PlatformTestsMismatch, $"platform test '{name}' reported '{actual}', registered '{expected}'");
         }
-        var extra = claims.PlatformTests.Keys.Where(k => !reference.PlatformTests.ContainsKey(k)).Order(StringComparer.Ordinal).FirstOrDefault();
+        // The simulated platform's tests are a fixed set, so an extra one means a different platform build; hardware
+        // evidence carries per-launch values (module ids, RTMRs) that nobody registers, so only registered ones count there.
+        var extra = claims.Simulated ? claims.PlatformTests.Keys.Where(k => !reference.PlatformTests.ContainsKey(k)).Order(StringComparer.Ordinal).FirstOrDefault() : null;
         if (extra is not null)
             return (KeyUseRefusal.PlatformTestsMismatch, $"platform test '{extra}' is not in the registered reference values");
+        if (claims.Debug && !reference.AllowDebug)
+            return (KeyUseRefusal.DebugNotAllowed, $"the evidence comes from a debuggable {claims.Platform} enclave, which the reference values do not allow");
         return null;
     }
 }

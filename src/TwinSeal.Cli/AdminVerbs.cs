@@ -149,6 +149,9 @@ public static class AdminVerbs
             PrintDiff(current is null ? "" : Pretty(current.Policy), Pretty(proposed), current is null ? "(no policy yet)" : $"version {current.Version}", title);
         }));
         cmd.Subcommands.Add(diff);
+        var schema = new Command("schema", "Print the JSON Schema of a policy document.");
+        schema.SetAction(_ => Console.Write(PolicySchema.Generate()));
+        cmd.Subcommands.Add(schema);
         return cmd;
     }
 

@@ -12,6 +12,15 @@ public sealed class KmsOptions
     /// <summary>Whether evidence from the simulated TEE is accepted at all. Production configurations set false.</summary>
     public bool AcceptSimulatedEvidence { get; init; }
 
+    /// <summary>PEM of the pinned AWS Nitro Enclaves root; when set, <c>aws-nitro</c> evidence is verified against it.</summary>
+    public string? AwsNitroRoot { get; init; }
+
+    /// <summary>JWKS file of the Microsoft Azure Attestation instance; with <see cref="AzureMaaIssuer"/>, enables <c>azure-maa</c> tokens.</summary>
+    public string? AzureMaaJwks { get; init; }
+
+    /// <summary>The pinned issuer of accepted Azure Attestation tokens.</summary>
+    public string? AzureMaaIssuer { get; init; }
+
     /// <summary>How long an issued nonce stays usable.</summary>
     public TimeSpan NonceLifetime { get; init; } = TimeSpan.FromSeconds(60);
 

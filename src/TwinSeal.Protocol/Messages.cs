@@ -41,8 +41,9 @@ public enum ChangeMethod
 /// <summary>What a party's attested app and platform must show to be given the key.</summary>
 /// <param name="Platform">Evidence platform tag, e.g. <c>sim</c>.</param>
 /// <param name="Measurements">Accepted app measurements (lower-case hex SHA-384 of the app bundle).</param>
-/// <param name="PlatformTests">Expected platform operational-test results, name → result; the evidence must report exactly these.</param>
-public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Measurements, IReadOnlyDictionary<string, string> PlatformTests);
+/// <param name="PlatformTests">Expected platform operational-test results (TCB values on hardware), name → value. For <c>sim</c> the evidence must report exactly these; hardware evidence must report each of them and may carry more (per-launch values such as a Nitro module id are not registered).</param>
+/// <param name="AllowDebug">Accept evidence from a debuggable enclave/VM (whose memory its host can read). Off unless both parties agree.</param>
+public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Measurements, IReadOnlyDictionary<string, string> PlatformTests, bool AllowDebug = false);
 
 /// <summary>One party allowed to use the key, with the reference values its app must match.</summary>
 public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues);
@@ -211,4 +212,6 @@ public enum KeyUseRefusal
     PolicyExpired,
     /// <summary>The requested data key version does not exist or was retired.</summary>
     KeyVersionUnavailable,
+    /// <summary>The evidence comes from a debuggable enclave and the reference values do not allow that.</summary>
+    DebugNotAllowed,
 }
