@@ -65,14 +65,16 @@ public static class Verbs
     {
         var dataDir = new Option<string>("--data-dir") { Description = "Folder for the KMS store, master key and TLS identity.", Required = true };
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
-        var (roots, acceptSim) = KmsTrustOptions();
-        var serve = new Command("serve", "Run the KMS on loopback HTTPS.") { dataDir, port, roots, acceptSim };
+        var trust = new TrustOptions();
+        var acceptSim = AcceptSimOption();
+        var serve = new Command("serve", "Run the KMS on loopback HTTPS.") { dataDir, port, acceptSim };
+        trust.AddTo(serve);
         serve.SetAction(async (pr, ct) =>
         {
             var options = new KmsOptions
             {
                 DataDirectory = Path.GetFullPath(pr.GetValue(dataDir)!),
-                TrustedSimulatedRoots = pr.GetValue(roots) ?? [],
+                Verifiers = trust.Read(pr),
                 AcceptSimulatedEvidence = pr.GetValue(acceptSim),
             };
             return await Guard(async () =>
@@ -87,12 +89,7 @@ public static class Verbs
         return new Command("kms", "The key management service.") { serve };
     }
 
-    private static (Option<string[]> Roots, Option<bool> AcceptSim) KmsTrustOptions()
-    {
-        var roots = new Option<string[]>("--trust-sim-root") { Description = "PEM certificate of a simulated TEE platform root to trust (repeatable).", AllowMultipleArgumentsPerToken = false };
-        var acceptSim = new Option<bool>("--accept-simulated-evidence") { Description = "Accept evidence from the SIMULATED TEE. Never in production." };
-        return (roots, acceptSim);
-    }
+    private static Option<bool> AcceptSimOption() => new("--accept-simulated-evidence") { Description = "Accept evidence from the SIMULATED TEE. Never in production." };
 
     private static Command PartyCommand()
     {
@@ -114,8 +111,10 @@ public static class Verbs
         var hostKms = new Option<bool>("--host-kms") { Description = "Run the KMS inside this party's device." };
         var kmsData = new Option<string?>("--kms-data-dir") { Description = "With --host-kms: the KMS folder (default: <party folder>/kms)." };
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
-        var (roots, acceptSim) = KmsTrustOptions();
-        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, roots, acceptSim };
+        var trust = new TrustOptions();
+        var acceptSim = AcceptSimOption();
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim };
+        trust.AddTo(serve);
         serve.Validators.Add(r =>
         {
             var hosted = r.GetValue(hostKms);
@@ -135,7 +134,7 @@ public static class Verbs
                 HostedKms = pr.GetValue(hostKms) ? new KmsOptions
                 {
                     DataDirectory = Path.GetFullPath(pr.GetValue(kmsData) ?? Path.Combine(partyDir, "kms")),
-                    TrustedSimulatedRoots = pr.GetValue(roots) ?? [],
+                    Verifiers = trust.Read(pr),
                     AcceptSimulatedEvidence = pr.GetValue(acceptSim),
                 } : null,
                 Port = pr.GetValue(port),

@@ -1,3 +1,5 @@
+using TwinSeal.Attestation;
+
 namespace TwinSeal.Kms;
 
 /// <summary>Configuration of one KMS instance.</summary>
@@ -6,20 +8,18 @@ public sealed class KmsOptions
     /// <summary>Folder holding the SQLite store, the master key file and the TLS identity.</summary>
     public required string DataDirectory { get; init; }
 
-    /// <summary>PEM files of simulated-platform roots whose evidence is trusted. Empty means no simulated evidence chains.</summary>
-    public IReadOnlyList<string> TrustedSimulatedRoots { get; init; } = [];
+    /// <summary>Which TEE platforms' evidence is verified, and the trust anchors pinned for each.</summary>
+    public VerifierConfiguration Verifiers { get; init; } = new();
+
+    /// <summary>Shortcut for <see cref="VerifierConfiguration.SimulatedRoots"/> of <see cref="Verifiers"/>.</summary>
+    public IReadOnlyList<string> TrustedSimulatedRoots
+    {
+        get => Verifiers.SimulatedRoots;
+        init => Verifiers = Verifiers with { SimulatedRoots = value };
+    }
 
     /// <summary>Whether evidence from the simulated TEE is accepted at all. Production configurations set false.</summary>
     public bool AcceptSimulatedEvidence { get; init; }
-
-    /// <summary>PEM of the pinned AWS Nitro Enclaves root; when set, <c>aws-nitro</c> evidence is verified against it.</summary>
-    public string? AwsNitroRoot { get; init; }
-
-    /// <summary>JWKS file of the Microsoft Azure Attestation instance; with <see cref="AzureMaaIssuer"/>, enables <c>azure-maa</c> tokens.</summary>
-    public string? AzureMaaJwks { get; init; }
-
-    /// <summary>The pinned issuer of accepted Azure Attestation tokens.</summary>
-    public string? AzureMaaIssuer { get; init; }
 
     /// <summary>How long an issued nonce stays usable.</summary>
     public TimeSpan NonceLifetime { get; init; } = TimeSpan.FromSeconds(60);

@@ -22,21 +22,8 @@ public sealed class KmsService : IDisposable
         Directory.CreateDirectory(options.DataDirectory);
         Database = new KmsDatabase(Path.Combine(options.DataDirectory, "kms.sqlite"));
         _master = MasterKeyFile.LoadOrCreate(options.DataDirectory);
-        var roots = new X509Certificate2Collection();
-        foreach (var path in options.TrustedSimulatedRoots)
-        {
-            if (!File.Exists(path)) throw new FileNotFoundException($"Trusted simulated-platform root '{path}' does not exist.", path);
-            roots.Add(PemCertificate.Load(path));
-        }
-        var verifiers = new Dictionary<string, IEvidenceVerifier>(StringComparer.Ordinal);
-        // Simulated evidence is always verified, so a KMS that refuses it can say exactly why (evidence-untrusted).
-        verifiers[SimClaims.PlatformTag] = new SimEvidenceVerifier(roots, clock);
         // Hardware verifiers pass debug evidence through as a claim; whether it is acceptable is the policy's decision (ReferenceValues.AllowDebug).
-        if (options.AwsNitroRoot is { } nitroRoot)
-            verifiers[Attestation.AwsNitro.AwsNitroVerifier.PlatformTag] = new Attestation.AwsNitro.AwsNitroVerifier(PemCertificate.Load(nitroRoot), clock, new() { AllowDebug = true });
-        if (options.AzureMaaJwks is { } jwks)
-            verifiers[Attestation.AzureMaa.AzureMaaVerifier.PlatformTag] = new Attestation.AzureMaa.AzureMaaVerifier(File.ReadAllText(jwks),
-                options.AzureMaaIssuer ?? throw new InvalidOperationException("An Azure Attestation JWKS needs the issuer it belongs to."), clock, new() { AllowDebug = true });
+        var verifiers = VerifierSet.Create(options.Verifiers with { PassDebugThrough = true }, clock);
         Keys = new KeyStore(Database, _master, clock);
         Parties = new PartyRegistry(Database, clock);
         Authority = new AuthorityService(Database, clock, options);

@@ -23,7 +23,9 @@ public sealed record PartyInfo(string PartyId, byte[] PublicKey, string Fingerpr
 public sealed record KeyCreateRequest(string? Label = null);
 
 /// <summary>A key as the KMS describes it. Never carries key material.</summary>
-public sealed record KeyInfo(string KeyId, int KeyVersion, string State, string CreatedBy, DateTimeOffset CreatedAt, string? Label, int AuthorityVersion, string? PolicyHash);
+/// <param name="State"><c>active</c>, <c>pending-deletion</c> (until <paramref name="DeletionDueAt"/>, cancellable) or <c>deleted</c>.</param>
+/// <param name="RetiredVersions">Data key versions whose material was destroyed.</param>
+public sealed record KeyInfo(string KeyId, int KeyVersion, string State, string CreatedBy, DateTimeOffset CreatedAt, string? Label, int AuthorityVersion, string? PolicyHash, DateTimeOffset? DeletionDueAt = null, IReadOnlyList<int>? RetiredVersions = null);
 
 // ───────────── S5–S9: authority setting ─────────────
 
@@ -43,7 +45,10 @@ public enum ChangeMethod
 /// <param name="Measurements">Accepted app measurements (lower-case hex SHA-384 of the app bundle).</param>
 /// <param name="PlatformTests">Expected platform operational-test results (TCB values on hardware), name → value. For <c>sim</c> the evidence must report exactly these; hardware evidence must report each of them and may carry more (per-launch values such as a Nitro module id are not registered).</param>
 /// <param name="AllowDebug">Accept evidence from a debuggable enclave/VM (whose memory its host can read). Off unless both parties agree.</param>
-public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Measurements, IReadOnlyDictionary<string, string> PlatformTests, bool AllowDebug = false);
+/// <param name="MinimumTcb">Hardware only: TCB components (claim names such as <c>tcb.snp</c>) that must be at least the given number.</param>
+/// <param name="AcceptedTcbStatuses">Intel only: accepted values of the <c>tcb.status</c> claim (default: the registered <c>tcb.status</c> platform test, if any).</param>
+public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Measurements, IReadOnlyDictionary<string, string> PlatformTests, bool AllowDebug = false,
+    IReadOnlyDictionary<string, long>? MinimumTcb = null, IReadOnlyList<string>? AcceptedTcbStatuses = null);
 
 /// <summary>One party allowed to use the key, with the reference values its app must match.</summary>
 public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues);
@@ -81,15 +86,34 @@ public sealed record AuthorityPolicy(
 /// <summary>Proposes a policy for a key. <paramref name="BaseVersion"/> is the authority version it replaces (0 for the first), so concurrent changes cannot overwrite each other. Signed by the proposer, whose signature counts as its approval.</summary>
 public sealed record ChangeProposal(int BaseVersion, AuthorityPolicy Policy);
 
+/// <summary>What a lifecycle proposal does to a key.</summary>
+public enum LifecycleAction
+{
+    /// <summary>Schedule the key's deletion (after the KMS's waiting period, cancellable until then).</summary>
+    DeleteKey,
+    /// <summary>Destroy one old data key version; data encrypted under it can no longer be decrypted.</summary>
+    RetireVersion,
+}
+
+/// <summary>
+/// Proposes a lifecycle change of a key, approved like a policy change under the key's change method (deletion of an
+/// <see cref="ChangeMethod.Immutable"/> or <see cref="ChangeMethod.AllParties"/> key needs every operator).
+/// </summary>
+/// <param name="BaseVersion">The authority version this was decided under; a policy change in between makes it stale.</param>
+/// <param name="KeyVersion">With <see cref="LifecycleAction.RetireVersion"/>: the data key version to retire.</param>
+public sealed record LifecycleProposal(int BaseVersion, LifecycleAction Action, int? KeyVersion = null);
+
 /// <summary>Approves a proposal by naming its hash. Signed by the approving party.</summary>
 public sealed record Approval(string ProposalHash);
 
 /// <summary>Where a proposal stands.</summary>
-/// <param name="Status"><c>pending</c> or <c>applied</c>.</param>
+/// <param name="Status"><c>pending</c>, <c>applied</c>, <c>stale</c> (its base version was replaced) or <c>expired</c>.</param>
 /// <param name="Required">Parties who may approve under the change method.</param>
 /// <param name="Policy">The proposed policy, so an approver can review exactly what it signs.</param>
 /// <param name="Threshold">How many of <paramref name="Required"/> must approve (all of them unless the change method is a quorum).</param>
-public sealed record ProposalStatus(string ProposalId, string KeyId, string ProposalHash, int BaseVersion, string Status, IReadOnlyList<string> ApprovedBy, IReadOnlyList<string> Required, int? AppliedVersion, AuthorityPolicy? Policy = null, int Threshold = 0);
+/// <param name="Lifecycle">Set for a lifecycle proposal (then <paramref name="Policy"/> is null).</param>
+/// <param name="ExpiresAt">After this the proposal can no longer be approved.</param>
+public sealed record ProposalStatus(string ProposalId, string KeyId, string ProposalHash, int BaseVersion, string Status, IReadOnlyList<string> ApprovedBy, IReadOnlyList<string> Required, int? AppliedVersion, AuthorityPolicy? Policy = null, int Threshold = 0, LifecycleProposal? Lifecycle = null, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>The current authority of a key.</summary>
 public sealed record AuthorityInfo(string KeyId, int Version, string PolicyHash, AuthorityPolicy Policy);
@@ -214,4 +238,6 @@ public enum KeyUseRefusal
     KeyVersionUnavailable,
     /// <summary>The evidence comes from a debuggable enclave and the reference values do not allow that.</summary>
     DebugNotAllowed,
+    /// <summary>The key is scheduled for deletion; an operator can cancel that until it is due.</summary>
+    KeyPendingDeletion,
 }

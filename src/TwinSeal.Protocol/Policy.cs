@@ -22,6 +22,14 @@ public static class PolicyDocument
     /// <summary>Lower-case hex SHA-256 of the canonical JSON of the policy.</summary>
     public static string Hash(AuthorityPolicy p) => Convert.ToHexStringLower(SHA256.HashData(ProtocolJson.Canonical(Canonicalise(p))));
 
+    /// <summary>Lower-case hex SHA-256 binding a lifecycle proposal to its key, base version and action.</summary>
+    public static string LifecycleHash(string keyId, LifecycleProposal proposal)
+    {
+        var body = ProtocolJson.Canonical(proposal);
+        var prefix = System.Text.Encoding.UTF8.GetBytes($"twinseal-lifecycle-v1\n{keyId}\n");
+        return Convert.ToHexStringLower(SHA256.HashData([.. prefix, .. body]));
+    }
+
     /// <summary>Lower-case hex SHA-256 binding a proposal to its key, base version and policy.</summary>
     public static string ProposalHash(string keyId, ChangeProposal proposal)
     {
