@@ -44,8 +44,8 @@ public static class AdminVerbs
 
         var delArg = new Argument<string>("KEY") { Description = "Key id." };
         var delParty = PartyOption(); var delJson = JsonOption();
-        var yes = new Option<bool>("--yes") { Description = "Confirm: deletion destroys the key material for good." };
-        var delete = new Command("delete", "Delete a key for good (signed by you; you must be an operator).") { delArg, delParty, yes, delJson };
+        var yes = new Option<bool>("--yes") { Description = "Confirm: once approved and past the waiting period, deletion destroys the key material for good." };
+        var delete = new Command("delete", "Propose deleting a key; it is scheduled once the change method's approvals are in ('policy approve'), and can be cancelled until due.") { delArg, delParty, yes, delJson };
         delete.SetAction((pr, ct) =>
         {
             if (!pr.GetValue(yes))
@@ -56,10 +56,28 @@ public static class AdminVerbs
             return Run(pr, delParty, async c =>
             {
                 var keyId = pr.GetValue(delArg)!;
-                Show(await c.DeleteAsync<KeyInfo>($"/keys/{Esc(keyId)}"), pr.GetValue(delJson));
+                ShowProposal(await c.DeleteAsync<ProposalStatus>($"/keys/{Esc(keyId)}"), pr.GetValue(delJson));
             });
         });
         cmd.Subcommands.Add(delete);
+
+        var cArg = new Argument<string>("KEY") { Description = "Key id." };
+        var cParty = PartyOption(); var cJson = JsonOption();
+        var cancel = new Command("cancel-delete", "Cancel a scheduled deletion before it is due (any operator may).") { cArg, cParty, cJson };
+        cancel.SetAction((pr, ct) => Run(pr, cParty, async c => Show(await c.PostAsync<KeyInfo>($"/keys/{Esc(pr.GetValue(cArg)!)}/deletion/cancel", null), pr.GetValue(cJson))));
+        cmd.Subcommands.Add(cancel);
+
+        var rArg = new Argument<string>("KEY") { Description = "Key id." };
+        var rVersion = new Argument<int>("VERSION") { Description = "The old data key version to retire." };
+        var rParty = PartyOption(); var rJson = JsonOption();
+        var retire = new Command("retire", "Propose retiring an old data key version (data encrypted under it can then never be decrypted).") { rArg, rVersion, rParty, rJson };
+        retire.SetAction((pr, ct) => Run(pr, rParty, async c =>
+        {
+            var keyId = pr.GetValue(rArg)!;
+            var b = await CurrentVersionAsync(c, keyId);
+            ShowProposal(await c.PostAsync<ProposalStatus>($"/keys/{Esc(keyId)}/lifecycle", new LifecycleProposal(b, LifecycleAction.RetireVersion, pr.GetValue(rVersion))), pr.GetValue(rJson));
+        }));
+        cmd.Subcommands.Add(retire);
         return cmd;
     }
 
@@ -244,7 +262,9 @@ public static class AdminVerbs
     {
         if (json) { Console.WriteLine(JsonSerializer.Serialize(k, ProtocolJson.Indented)); return; }
         var t = new Table().AddColumns("key", "state", "data key version", "authority version", "created by", "created (UTC)", "label");
-        t.AddRow(Markup.Escape(k.KeyId), Markup.Escape(k.State), k.KeyVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), k.AuthorityVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        var state = k.DeletionDueAt is { } due ? $"{k.State} (due {due.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture)})" : k.State;
+        if (k.RetiredVersions is { Count: > 0 } retired) state += $"; retired versions {string.Join(", ", retired)}";
+        t.AddRow(Markup.Escape(k.KeyId), Markup.Escape(state), k.KeyVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), k.AuthorityVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
             Markup.Escape(k.CreatedBy), k.CreatedAt.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(k.Label ?? ""));
         AnsiConsole.Write(t);
     }
@@ -252,9 +272,11 @@ public static class AdminVerbs
     private static void ShowProposal(ProposalStatus p, bool json)
     {
         if (json) { Console.WriteLine(JsonSerializer.Serialize(p, ProtocolJson.Indented)); return; }
-        var t = new Table().AddColumns("proposal", "status", "replaces version", "approved by", "needs", "applied as version", "hash");
-        t.AddRow(Markup.Escape(p.ProposalId), Markup.Escape(p.Status), p.BaseVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", p.ApprovedBy)),
-            Markup.Escape(string.Join(", ", p.Required)), p.AppliedVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "", Markup.Escape(p.ProposalHash));
+        var t = new Table().AddColumns("proposal", "what", "status", "base version", "approved by", "needs", "applied as version", "hash");
+        var what = p.Lifecycle is { } l ? $"{l.Action}{(l.KeyVersion is { } v ? $" v{v}" : "")}" : "policy";
+        var needs = p.Threshold > 0 && p.Threshold < p.Required.Count ? $"{p.Threshold} of {string.Join(", ", p.Required)}" : string.Join(", ", p.Required);
+        t.AddRow(Markup.Escape(p.ProposalId), Markup.Escape(what), Markup.Escape(p.Status), p.BaseVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", p.ApprovedBy)),
+            Markup.Escape(needs), p.AppliedVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "", Markup.Escape(p.ProposalHash));
         AnsiConsole.Write(t);
     }
 

@@ -27,6 +27,9 @@ public sealed class KmsOptions
     /// <summary>How long a proposal waits for approvals.</summary>
     public TimeSpan ProposalLifetime { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>How long an approved key deletion waits (cancellable by any operator) before the key material is destroyed. Zero destroys at once.</summary>
+    public TimeSpan DeletionWaitingPeriod { get; init; } = TimeSpan.FromHours(24);
+
     /// <summary>Largest request body accepted, in bytes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 256 * 1024;
 }

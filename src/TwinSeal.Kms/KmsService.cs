@@ -13,6 +13,7 @@ namespace TwinSeal.Kms;
 public sealed class KmsService : IDisposable
 {
     private readonly MasterKey _master;
+    private readonly Timer _deletionSweep;
 
     /// <summary>Opens the KMS state in <see cref="KmsOptions.DataDirectory"/>, creating it on first start.</summary>
     public KmsService(KmsOptions options, TimeProvider? clock = null)
@@ -28,9 +29,11 @@ public sealed class KmsService : IDisposable
         Parties = new PartyRegistry(Database, clock);
         Authority = new AuthorityService(Database, clock, options);
         Nonces = new NonceIssuer(Database, clock, options);
-        Release = new KeyRelease(Database, Keys, Nonces, verifiers, options, clock);
         Deletion = new KeyDeletion(Database, clock);
+        Release = new KeyRelease(Database, Keys, Deletion, Nonces, verifiers, options, clock);
         Authenticator = new RequestAuthenticator(Database, clock);
+        // Deletions fall due while nobody asks for the key too; destroy their material promptly anyway.
+        _deletionSweep = new Timer(_ => _ = SweepAsync(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
     }
 
     /// <summary>Configuration.</summary>
@@ -52,6 +55,22 @@ public sealed class KmsService : IDisposable
     /// <summary>Signed-request checks.</summary>
     public RequestAuthenticator Authenticator { get; }
 
+    private async Task SweepAsync()
+    {
+        try
+        {
+            await Deletion.CompleteDueAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The next sweep, or the next key-use request, completes it.
+        }
+    }
+
     /// <inheritdoc />
-    public void Dispose() => _master.Dispose();
+    public void Dispose()
+    {
+        _deletionSweep.Dispose();
+        _master.Dispose();
+    }
 }

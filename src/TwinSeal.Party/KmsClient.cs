@@ -5,10 +5,11 @@ using TwinSeal.Protocol;
 namespace TwinSeal.Party;
 
 /// <summary>The party host's typed client of the KMS API; administrative calls are signed with the party key.</summary>
-public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySigningKey key) : IDisposable
+/// <param name="clock">Stamps signed requests; the system clock unless a test moves time.</param>
+public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySigningKey key, TimeProvider? clock = null) : IDisposable
 {
     private const string P = KmsEndpoints.Prefix;
-    private readonly RemoteClient _remote = new(endpoint);
+    private readonly RemoteClient _remote = new(endpoint, clock: clock);
 
     private (string, PartySigningKey) Signer => (partyId, key);
 
@@ -27,8 +28,15 @@ public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySig
     /// <summary>Rotates a key: a new data key version becomes current.</summary>
     public Task<KeyInfo> RotateKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/rotate", null, Signer);
 
-    /// <summary>Deletes a key.</summary>
-    public Task<KeyInfo> DeleteKeyAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Delete, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null, Signer);
+    /// <summary>Proposes deleting a key (applied, then scheduled, once the change method's approvals are in).</summary>
+    public Task<ProposalStatus> DeleteKeyAsync(string keyId) => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Delete, $"{P}/keys/{Uri.EscapeDataString(keyId)}", null, Signer);
+
+    /// <summary>Proposes a lifecycle change (delete the key, retire an old data key version).</summary>
+    public Task<ProposalStatus> ProposeLifecycleAsync(string keyId, LifecycleProposal proposal)
+        => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/lifecycle", proposal, Signer);
+
+    /// <summary>Cancels a scheduled deletion.</summary>
+    public Task<KeyInfo> CancelDeletionAsync(string keyId) => _remote.SendJsonAsync<KeyInfo>(HttpMethod.Post, $"{P}/keys/{Uri.EscapeDataString(keyId)}/deletion/cancel", null, Signer);
 
     /// <summary>Reads the current authority.</summary>
     public Task<AuthorityInfo> GetAuthorityAsync(string keyId) => _remote.SendJsonAsync<AuthorityInfo>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}/authority", null);
@@ -45,10 +53,10 @@ public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySig
         => _remote.SendJsonAsync<ProposalStatus>(HttpMethod.Get, $"{P}/keys/{Uri.EscapeDataString(keyId)}/proposals/{Uri.EscapeDataString(proposalId)}", null);
 
     /// <summary>S15: a fresh nonce.</summary>
-    public Task<NonceResponse> NonceAsync() => _remote.SendJsonAsync<NonceResponse>(HttpMethod.Post, $"{P}/nonces", null);
+    public Task<NonceResponse> NonceAsync() => _remote.SendJsonAsync<NonceResponse>(HttpMethod.Post, $"{P}/nonces", null, Signer);
 
     /// <summary>Signs a key-use request without sending it.</summary>
-    public CapturedRequest PrepareKeyUse(KeyUseRequest request) => RemoteClient.Capture(HttpMethod.Post, $"{P}/key-use", request, partyId, key);
+    public CapturedRequest PrepareKeyUse(KeyUseRequest request) => RemoteClient.Capture(HttpMethod.Post, $"{P}/key-use", request, partyId, key, clock);
 
     /// <summary>S17/S27: sends a prepared key-use request.</summary>
     public async Task<KeyUseResponse> UseKeyAsync(CapturedRequest prepared)

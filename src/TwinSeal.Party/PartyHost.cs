@@ -147,6 +147,12 @@ public sealed class PartyHost : IAsyncDisposable
         g.MapGet("/keys/{keyId}", async (string keyId) => Results.Json(await host().Kms.GetKeyAsync(keyId), ProtocolJson.Options));
         g.MapPost("/keys/{keyId}/rotate", async (string keyId) => Results.Json(await host().Kms.RotateKeyAsync(keyId), ProtocolJson.Options));
         g.MapDelete("/keys/{keyId}", async (string keyId) => Results.Json(await host().Kms.DeleteKeyAsync(keyId), ProtocolJson.Options));
+        g.MapPost("/keys/{keyId}/deletion/cancel", async (string keyId) => Results.Json(await host().Kms.CancelDeletionAsync(keyId), ProtocolJson.Options));
+        g.MapPost("/keys/{keyId}/lifecycle", async (HttpRequest req, string keyId) =>
+        {
+            var proposal = HttpsLoopbackHost.ParseJson<LifecycleProposal>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "lifecycle proposal");
+            return Results.Json(await host().Kms.ProposeLifecycleAsync(keyId, proposal), ProtocolJson.Options);
+        });
         g.MapGet("/keys/{keyId}/authority", async (string keyId) => Results.Json(await host().Kms.GetAuthorityAsync(keyId), ProtocolJson.Options));
         g.MapGet("/keys/{keyId}/proposals/{proposalId}", async (string keyId, string proposalId) => Results.Json(await host().Kms.GetProposalAsync(keyId, proposalId), ProtocolJson.Options));
         g.MapGet("/audit", async (long? after) => Results.Json(await host().Kms.AuditAsync(after ?? 0), ProtocolJson.Options));

@@ -22,10 +22,12 @@ public sealed class RemoteClient : IDisposable
 {
     private readonly HttpClient _http;
     private readonly string _baseUrl;
+    private readonly TimeProvider _clock;
 
-    /// <summary>A client for <paramref name="endpoint"/>.</summary>
-    public RemoteClient(ServiceEndpoint endpoint, TimeSpan? timeout = null)
+    /// <summary>A client for <paramref name="endpoint"/>; <paramref name="clock"/> stamps signed requests (the system clock by default).</summary>
+    public RemoteClient(ServiceEndpoint endpoint, TimeSpan? timeout = null, TimeProvider? clock = null)
     {
+        _clock = clock ?? TimeProvider.System;
         var pinned = endpoint.Fingerprint.ToLowerInvariant();
         var handler = new SocketsHttpHandler
         {
@@ -51,7 +53,7 @@ public sealed class RemoteClient : IDisposable
             req.Content = new ByteArrayContent(bytes);
             req.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         }
-        if (signer is { } s) Sign(req, path, bytes, s.PartyId, s.Key);
+        if (signer is { } s) Sign(req, path, bytes, s.PartyId, s.Key, _clock);
         if (bearer is not null) req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
         HttpResponseMessage resp;
         try
@@ -75,9 +77,9 @@ public sealed class RemoteClient : IDisposable
         => ProtocolJson.Parse<T>(await SendAsync(method, path, body, signer, bearer, ct: ct).ConfigureAwait(false), $"reply of {path}");
 
     /// <summary>Adds the <see cref="SignedRequest"/> headers.</summary>
-    public static void Sign(HttpRequestMessage req, string pathAndQuery, byte[] body, string partyId, PartySigningKey key)
+    public static void Sign(HttpRequestMessage req, string pathAndQuery, byte[] body, string partyId, PartySigningKey key, TimeProvider? clock = null)
     {
-        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var ts = (clock ?? TimeProvider.System).GetUtcNow().ToUnixTimeSeconds();
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var sig = key.Sign(SignedRequest.SigningInput(req.Method.Method, pathAndQuery, partyId, ts, id, body));
         req.Headers.Add(SignedRequest.PartyHeader, partyId);
@@ -87,11 +89,11 @@ public sealed class RemoteClient : IDisposable
     }
 
     /// <summary>Builds a signed request without sending it, so the caller can keep it in a transcript.</summary>
-    public static CapturedRequest Capture(HttpMethod method, string path, object body, string partyId, PartySigningKey key)
+    public static CapturedRequest Capture(HttpMethod method, string path, object body, string partyId, PartySigningKey key, TimeProvider? clock = null)
     {
         var bytes = ProtocolJson.Canonical(body);
         using var req = new HttpRequestMessage(method, "https://unused" + path);
-        Sign(req, path, bytes, partyId, key);
+        Sign(req, path, bytes, partyId, key, clock);
         return new CapturedRequest(method.Method, path, req.Headers.ToDictionary(h => h.Key, h => h.Value.Single()), bytes);
     }
 

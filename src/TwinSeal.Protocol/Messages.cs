@@ -146,10 +146,12 @@ public sealed record KeyUseResponse(string KeyId, string PartyId, int KeyVersion
 // ───────────── Audit ─────────────
 
 /// <summary>One append-only audit record. <see cref="Hash"/> = SHA-256 over the previous hash and this record's fields.</summary>
-public sealed record AuditRecord(long Sequence, DateTimeOffset At, string Event, string? KeyId, string? Actor, string Detail, string PreviousHash, string Hash);
+/// <param name="SignedRequest">For a decision taken on a party's signed request: the exact bytes the party signed (see <see cref="SignedRequest.SigningInput"/>).</param>
+/// <param name="Signature">The party's signature over <paramref name="SignedRequest"/>, so anyone can check later who asked.</param>
+public sealed record AuditRecord(long Sequence, DateTimeOffset At, string Event, string? KeyId, string? Actor, string Detail, string PreviousHash, string Hash, byte[]? SignedRequest = null, byte[]? Signature = null);
 
 /// <summary>Result of checking the audit chain.</summary>
-/// <param name="FirstBadSequence">The first record whose hash or link does not check, if any.</param>
+/// <param name="FirstBadSequence">The first record whose hash, link or party signature does not check, if any.</param>
 public sealed record AuditVerification(bool Valid, long Records, long? FirstBadSequence, string? Problem);
 
 // ───────────── Peer (party host → party host), S25 ─────────────
@@ -210,9 +212,9 @@ public enum KeyUseRefusal
 {
     /// <summary>The request's party signature is missing or wrong.</summary>
     RequestNotAuthenticated,
-    /// <summary>The evidence is malformed or its platform is unknown or refused by configuration.</summary>
+    /// <summary>The evidence is malformed, or its platform is not configured at this KMS.</summary>
     EvidenceInvalid,
-    /// <summary>The evidence signature does not chain to a trusted platform key.</summary>
+    /// <summary>The evidence signature does not chain to a trusted platform key (or it is simulated evidence and this KMS refuses simulation).</summary>
     EvidenceUntrusted,
     /// <summary>The nonce was never issued.</summary>
     NonceUnknown,

@@ -198,7 +198,7 @@ public sealed class AuthorityTests(SharedKms kms) : IClassFixture<SharedKms>
     public async Task Proposal_IsRefused_ForADeletedKey()
     {
         var keyId = await Bed.CreateKeyWithAuthorityAsync();
-        await Bed.Party1.Client.DeleteKeyAsync(keyId);
+        await Bed.DeleteKeyAsync(keyId);
 
         await KmsTestBed.AssertProblemAsync(410, "key-deleted",
             () => Bed.Party1.Client.ProposeAsync(keyId, new ChangeProposal(1, KmsTestBed.Policy(measurement: NewMeasurement))));

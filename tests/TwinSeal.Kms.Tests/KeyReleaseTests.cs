@@ -180,7 +180,7 @@ public sealed class KeyReleaseTests(SharedKms kms) : IClassFixture<SharedKms>
         var keyId = await Bed.CreateKeyWithAuthorityAsync();
         (await Bed.RequestKeyAsync(Bed.Party1, keyId)).Dispose();
 
-        var deleted = await Bed.Party2.Client.DeleteKeyAsync(keyId);
+        var deleted = await Bed.DeleteKeyAsync(keyId);
 
         Assert.Equal("deleted", deleted.State);
         await KmsTestBed.AssertRefusedAsync("key-deleted", () => Bed.RequestKeyAsync(Bed.Party1, keyId));

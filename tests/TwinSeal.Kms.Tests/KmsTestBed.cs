@@ -16,10 +16,10 @@ public sealed class TestParty(string id, PartySigningKey key, KmsClient client) 
     public PartySigningKey Key { get; } = key;
     public KmsClient Client { get; private set; } = client;
 
-    internal void Reconnect(ServiceEndpoint endpoint)
+    internal void Reconnect(ServiceEndpoint endpoint, TimeProvider clock)
     {
         Client.Dispose();
-        Client = new KmsClient(endpoint, Id, Key);
+        Client = new KmsClient(endpoint, Id, Key, clock);
     }
 
     public void Dispose()
@@ -132,7 +132,7 @@ public sealed class KmsTestBed : IAsyncDisposable
     public async Task<TestParty> AddPartyAsync(string id)
     {
         var key = PartySigningKey.Generate();
-        var party = new TestParty(id, key, new KmsClient(Server.Endpoint, id, key));
+        var party = new TestParty(id, key, new KmsClient(Server.Endpoint, id, key, Clock));
         Parties.Add(party);
         await party.Client.RegisterAsync();
         return party;
@@ -158,6 +158,21 @@ public sealed class KmsTestBed : IAsyncDisposable
         var applied = await Party2.Client.ApproveAsync(key.KeyId, proposed.ProposalId, proposed.ProposalHash);
         if (applied.Status != "applied") throw new InvalidOperationException($"The first authority did not apply: {applied.Status}.");
         return key.KeyId;
+    }
+
+    /// <summary>
+    /// Deletes a key the way its operators must: party1 proposes, party2 approves (AllParties), then the waiting period
+    /// passes on the fake clock and the due deletion completes.
+    /// </summary>
+    public async Task<KeyInfo> DeleteKeyAsync(string keyId)
+    {
+        var proposal = await Party1.Client.DeleteKeyAsync(keyId);
+        if (proposal.Status != "applied")
+            proposal = await Party2.Client.ApproveAsync(keyId, proposal.ProposalId, proposal.ProposalHash);
+        if (proposal.Status != "applied") throw new InvalidOperationException($"The deletion did not apply: {proposal.Status}.");
+        Clock.Advance(Options.DeletionWaitingPeriod + TimeSpan.FromSeconds(1));
+        await Server.Service.Deletion.CompleteDueAsync();
+        return await Party1.Client.GetKeyAsync(keyId);
     }
 
     /// <summary>A nonce from the KMS.</summary>
@@ -205,7 +220,7 @@ public sealed class KmsTestBed : IAsyncDisposable
     {
         await StopAsync();
         Server = await KmsServer.StartAsync(Options, 0, Clock);
-        foreach (var p in Parties) p.Reconnect(Server.Endpoint);
+        foreach (var p in Parties) p.Reconnect(Server.Endpoint, Clock);
     }
 
     /// <summary>Stops the KMS (idempotent), leaving its data directory in place.</summary>

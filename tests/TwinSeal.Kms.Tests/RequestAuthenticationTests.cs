@@ -122,7 +122,7 @@ public sealed class RequestAuthenticationTests(SharedKms kms) : IClassFixture<Sh
     public async Task PartyRegistration_IsRefused_ForATakenIdWithAnotherKey()
     {
         using var other = PartySigningKey.Generate();
-        using var client = new KmsClient(Bed.Server.Endpoint, "party1", other);
+        using var client = new KmsClient(Bed.Server.Endpoint, "party1", other, Bed.Clock);
 
         await KmsTestBed.AssertProblemAsync(409, "party-exists", client.RegisterAsync);
 

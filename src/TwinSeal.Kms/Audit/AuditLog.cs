@@ -19,6 +19,13 @@ public static class AuditLog
 
     /// <summary>Appends a record in the caller's transaction.</summary>
     public static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail)
+        => Append(c, tx, at, evt, keyId, actor, detail, null);
+
+    /// <summary>Appends a record of a decision taken on <paramref name="signer"/>'s signed request, keeping the signature.</summary>
+    public static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, Http.Signer signer, string detail)
+        => Append(c, tx, at, evt, keyId, signer.PartyId, detail, signer);
+
+    private static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail, Http.Signer? signer)
     {
         long prevSeq = 0;
         var prevHash = Genesis;
@@ -33,22 +40,23 @@ public static class AuditLog
         }
         var seq = prevSeq + 1;
         var ms = at.ToUnixTimeMilliseconds();
-        var hash = Hash(seq, ms, evt, keyId, actor, detail, prevHash);
-        KmsDatabase.Execute(c, tx, "INSERT INTO audit(seq, at, event, key_id, actor, detail, prev_hash, hash) VALUES($s,$a,$e,$k,$p,$d,$ph,$h)",
-            ("$s", seq), ("$a", ms), ("$e", evt), ("$k", keyId), ("$p", actor), ("$d", detail), ("$ph", prevHash), ("$h", hash));
+        var hash = Hash(seq, ms, evt, keyId, actor, detail, prevHash, signer?.SignedRequest, signer?.Signature);
+        KmsDatabase.Execute(c, tx, "INSERT INTO audit(seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature) VALUES($s,$a,$e,$k,$p,$d,$ph,$h,$sr,$sg)",
+            ("$s", seq), ("$a", ms), ("$e", evt), ("$k", keyId), ("$p", actor), ("$d", detail), ("$ph", prevHash), ("$h", hash), ("$sr", signer?.SignedRequest), ("$sg", signer?.Signature));
     }
 
     /// <summary>Reads records after <paramref name="afterSequence"/>.</summary>
     public static IReadOnlyList<AuditRecord> Read(SqliteConnection c, long afterSequence, int limit)
     {
         var list = new List<AuditRecord>();
-        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash FROM audit WHERE seq > $after ORDER BY seq LIMIT $limit",
+        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit WHERE seq > $after ORDER BY seq LIMIT $limit",
             ("$after", afterSequence), ("$limit", limit));
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
             list.Add(new AuditRecord(r.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)), r.GetString(2),
-                r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7)));
+                r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7),
+                r.IsDBNull(8) ? null : (byte[])r[8], r.IsDBNull(9) ? null : (byte[])r[9]));
         }
         return list;
     }
@@ -58,7 +66,7 @@ public static class AuditLog
     {
         var expectedPrev = Genesis;
         long expectedSeq = 1, count = 0;
-        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash FROM audit ORDER BY seq");
+        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit ORDER BY seq");
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
@@ -69,9 +77,14 @@ public static class AuditLog
                 return new AuditVerification(false, count, expectedSeq, $"record {expectedSeq} is missing (next is {seq})");
             if (prev != expectedPrev)
                 return new AuditVerification(false, count, seq, $"record {seq} does not link to record {seq - 1}");
-            var actual = Hash(seq, r.GetInt64(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetString(5), prev);
+            var actor = r.IsDBNull(4) ? null : r.GetString(4);
+            var signedRequest = r.IsDBNull(8) ? null : (byte[])r[8];
+            var signature = r.IsDBNull(9) ? null : (byte[])r[9];
+            var actual = Hash(seq, r.GetInt64(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), actor, r.GetString(5), prev, signedRequest, signature);
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(stored)))
                 return new AuditVerification(false, count, seq, $"record {seq} was altered: its content does not match its hash");
+            if (signedRequest is not null && CheckSignature(c, actor, signedRequest, signature) is { } bad)
+                return new AuditVerification(false, count, seq, $"record {seq}: {bad}");
             expectedPrev = stored;
             expectedSeq++;
             count++;
@@ -79,11 +92,24 @@ public static class AuditLog
         return new AuditVerification(true, count, null, null);
     }
 
-    private static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash)
+    /// <summary>Checks that <paramref name="actor"/>'s registered key signed <paramref name="signedRequest"/>, and that the request names that party.</summary>
+    private static string? CheckSignature(SqliteConnection c, string? actor, byte[] signedRequest, byte[]? signature)
+    {
+        if (actor is null || signature is null) return "a signed request without its party or signature";
+        var party = PartyRegistry.Find(c, null, actor);
+        if (party is null) return $"signed by '{actor}', who is not a registered party";
+        var lines = Encoding.UTF8.GetString(signedRequest).Split('\n');
+        if (lines.Length < 4 || lines[3] != actor) return $"the signed request does not name '{actor}'";
+        return TwinSeal.Crypto.PartyPublicKey.FromSubjectPublicKeyInfo(party.PublicKey).Verify(signedRequest, signature)
+            ? null : $"the signature does not verify with '{actor}''s registered key";
+    }
+
+    private static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash, byte[]? signedRequest, byte[]? signature)
     {
         // Length-prefixed fields, so no choice of field contents can make two records hash the same input.
         var sb = new StringBuilder("twinseal-audit-v1");
-        foreach (var f in new[] { seq.ToString(CultureInfo.InvariantCulture), atMs.ToString(CultureInfo.InvariantCulture), evt, keyId ?? "\u2400", actor ?? "\u2400", detail, prevHash })
+        foreach (var f in new[] { seq.ToString(CultureInfo.InvariantCulture), atMs.ToString(CultureInfo.InvariantCulture), evt, keyId ?? "\u2400", actor ?? "\u2400", detail, prevHash,
+                     signedRequest is null ? "\u2400" : Convert.ToHexStringLower(signedRequest), signature is null ? "\u2400" : Convert.ToHexStringLower(signature) })
             sb.Append('\n').Append(f.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(f);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }

@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using TwinSeal.Kms.Audit;
+using TwinSeal.Kms.Http;
 using TwinSeal.Kms.Store;
 using TwinSeal.Protocol;
 
@@ -29,7 +30,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     }
 
     /// <summary>Records a proposal by <paramref name="proposer"/> (whose signature counts as approval) and applies it if that already meets the rule.</summary>
-    public async Task<ProposalStatus> ProposeAsync(string keyId, string proposer, ChangeProposal proposal)
+    public async Task<ProposalStatus> ProposeAsync(string keyId, Signer proposer, ChangeProposal proposal)
     {
         var policy = PolicyDocument.Canonicalise(proposal.Policy);
         proposal = proposal with { Policy = policy };
@@ -41,23 +42,70 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             var key = KeyStore.Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
             if (key.State != "active") throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
             var current = Current(c, tx, keyId);
-            var required = RequiredApprovers(c, tx, keyId, key, current, policy, proposer);
+            var required = RequiredApprovers(c, tx, keyId, key, current, policy, proposer.PartyId);
             if (proposal.BaseVersion != (current?.Version ?? 0))
                 throw KmsException.Conflict("stale-base-version", $"The proposal replaces version {proposal.BaseVersion}, but the current version is {current?.Version ?? 0}.");
-            ValidatePolicy(c, tx, policy);
+            ValidatePolicy(c, tx, policy, now);
             KmsDatabase.Execute(c, tx, """
-                INSERT INTO proposals(proposal_id, key_id, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
-                VALUES($id,$k,$b,$body,$h,$p,$t,$e,'pending')
-                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer),
+                INSERT INTO proposals(proposal_id, key_id, kind, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
+                VALUES($id,$k,'policy',$b,$body,$h,$p,$t,$e,'pending')
+                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer.PartyId),
                 ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
-            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer), ("$t", now.ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
             AuditLog.Append(c, tx, now, "authority-proposed", keyId, proposer, $"proposal {id} hash {hash} replaces version {proposal.BaseVersion}; needs {(current?.Policy.ChangeMethod == ChangeMethod.Quorum ? $"{current.Policy.Quorum} of " : "all of ")}{string.Join(", ", required)}");
             return TryApply(c, tx, id, now);
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Records a lifecycle proposal (delete the key, retire a data key version) by <paramref name="proposer"/>, approved
+    /// like a policy change under the key's change method, and applies it if the proposer's approval already suffices.
+    /// </summary>
+    public async Task<ProposalStatus> ProposeLifecycleAsync(string keyId, Signer proposer, LifecycleProposal proposal)
+    {
+        var hash = PolicyDocument.LifecycleHash(keyId, proposal);
+        var now = clock.GetUtcNow();
+        var id = "prop-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        return await db.WriteAsync((c, tx) =>
+        {
+            var key = KeyStore.Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
+            if (key.State == "deleted") throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
+            var current = Current(c, tx, keyId);
+            var eligible = current is null ? [key.CreatedBy] : current.Policy.Operators;
+            if (!eligible.Contains(proposer.PartyId))
+            {
+                AuditLog.Append(c, tx, now, "lifecycle-refused", keyId, proposer, $"{proposal.Action} proposed by a party outside the operation authority");
+                throw KmsException.Forbidden("not-an-operator", $"Party '{proposer.PartyId}' may not propose {proposal.Action} for key '{keyId}'.").Recorded();
+            }
+            if (proposal.BaseVersion != (current?.Version ?? 0))
+                throw KmsException.Conflict("stale-base-version", $"The proposal was made under authority version {proposal.BaseVersion}, but the current version is {current?.Version ?? 0}.");
+            switch (proposal.Action)
+            {
+                case LifecycleAction.DeleteKey:
+                    if (key.State != "active") throw KmsException.Conflict("already-scheduled", $"Key '{keyId}' is already scheduled for deletion at {key.DeletionDueAt:O}.");
+                    if (proposal.KeyVersion is not null) throw KmsException.BadRequest("invalid-proposal", "Deleting a key names no data key version.");
+                    break;
+                case LifecycleAction.RetireVersion:
+                    if (proposal.KeyVersion is not { } v || v < 1 || v >= key.KeyVersion)
+                        throw KmsException.BadRequest("invalid-proposal", $"Only an older data key version (1–{key.KeyVersion - 1}) can be retired; the current one is {key.KeyVersion}.");
+                    if (key.RetiredVersions?.Contains(v) == true) throw KmsException.Conflict("already-retired", $"Version {v} of '{keyId}' is already retired.");
+                    break;
+                default:
+                    throw KmsException.BadRequest("invalid-proposal", "Unknown lifecycle action.");
+            }
+            KmsDatabase.Execute(c, tx, """
+                INSERT INTO proposals(proposal_id, key_id, kind, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
+                VALUES($id,$k,'lifecycle',$b,$body,$h,$p,$t,$e,'pending')
+                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer.PartyId),
+                ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
+            AuditLog.Append(c, tx, now, "lifecycle-proposed", keyId, proposer, $"proposal {id} hash {hash}: {proposal.Action}{(proposal.KeyVersion is { } kv ? $" version {kv}" : "")}");
+            return TryApply(c, tx, id, now);
+        }).ConfigureAwait(false);
+    }
+
     /// <summary>Adds <paramref name="approver"/>'s approval (counted once however often it is sent) and applies the proposal if the rule is met.</summary>
-    public async Task<ProposalStatus> ApproveAsync(string keyId, string proposalId, string approver, Approval approval)
+    public async Task<ProposalStatus> ApproveAsync(string keyId, string proposalId, Signer approver, Approval approval)
     {
         var now = clock.GetUtcNow();
         return await db.WriteAsync((c, tx) =>
@@ -74,13 +122,13 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
                 throw KmsException.Conflict("proposal-expired", $"Proposal {proposalId} expired at {p.ExpiresAt:O}.").Recorded();
             }
             var (required, _) = Rule(c, tx, proposalId);
-            if (!required.Contains(approver))
+            if (!required.Contains(approver.PartyId))
             {
                 AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"approval of {proposalId} by a party outside the operation authority");
                 throw KmsException.Forbidden("not-an-operator", $"Party '{approver}' is not in the operation authority for this change.").Recorded();
             }
             var added = KmsDatabase.Execute(c, tx, "INSERT OR IGNORE INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)",
-                ("$id", proposalId), ("$p", approver), ("$t", now.ToUnixTimeMilliseconds()));
+                ("$id", proposalId), ("$p", approver.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
             if (added > 0) AuditLog.Append(c, tx, now, "authority-approved", keyId, approver, $"proposal {proposalId} hash {p.Hash}");
             return TryApply(c, tx, proposalId, now);
         }).ConfigureAwait(false);
@@ -121,7 +169,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return current.Policy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
     }
 
-    private static void ValidatePolicy(SqliteConnection c, SqliteTransaction tx, AuthorityPolicy p)
+    private static void ValidatePolicy(SqliteConnection c, SqliteTransaction tx, AuthorityPolicy p, DateTimeOffset now)
     {
         static KmsException Bad(string m) => KmsException.BadRequest("invalid-policy", m);
         if (p.Operators.Count == 0) throw Bad("The operation authority must name at least one party.");
@@ -143,12 +191,13 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             if (rv.Measurements.Any(m => m.Length != 96 || !m.All(Uri.IsHexDigit))) throw Bad($"Measurements of '{g.PartyId}' must be 96 hex digits (SHA-384).");
             if (string.IsNullOrWhiteSpace(rv.Platform)) throw Bad($"Party '{g.PartyId}' has no platform.");
         }
+        if (p.ExpiresAt is { } expires && expires <= now) throw Bad($"The policy would already be expired ({expires:O}).");
         if (!Computations.Contains(p.Output.Computation)) throw Bad($"Unknown computation '{p.Output.Computation}' (known: {string.Join(", ", Computations)}).");
         if (string.IsNullOrWhiteSpace(p.Output.KeyColumn)) throw Bad("The output policy must name the key column.");
         if (!p.Usage.Any(u => u.PartyId == p.Output.Recipient)) throw Bad("The result's recipient must be in the usage authority.");
     }
 
-    private static ProposalStatus TryApply(SqliteConnection c, SqliteTransaction tx, string proposalId, DateTimeOffset now)
+    private ProposalStatus TryApply(SqliteConnection c, SqliteTransaction tx, string proposalId, DateTimeOffset now)
     {
         var status = Status(c, tx, proposalId);
         if (status.Status != "pending" || status.ApprovedBy.Count(status.Required.Contains) < status.Threshold) return status;
@@ -156,13 +205,16 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         if ((current?.Version ?? 0) != status.BaseVersion)
         {
             Close(c, tx, proposalId, "stale");
-            AuditLog.Append(c, tx, now, "authority-refused", status.KeyId, null, $"proposal {proposalId} replaces version {status.BaseVersion}, current is {current?.Version ?? 0}");
+            AuditLog.Append(c, tx, now, "authority-refused", status.KeyId, actor: null, $"proposal {proposalId} replaces version {status.BaseVersion}, current is {current?.Version ?? 0}");
             throw KmsException.Conflict("stale-base-version", $"The proposal replaces version {status.BaseVersion}, but the current version is {current?.Version ?? 0}; propose again against the current version.").Recorded();
         }
-        byte[] body;
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT body FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
-            body = (byte[])cmd.ExecuteScalar()!;
-        var policy = ProtocolJson.Parse<ChangeProposal>(body, "stored proposal").Policy;
+        if (status.Lifecycle is { } lifecycle)
+        {
+            ApplyLifecycle(c, tx, status, lifecycle, now);
+            KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied' WHERE proposal_id = $id", ("$id", proposalId));
+            return Status(c, tx, proposalId);
+        }
+        var policy = status.Policy!;
         var version = status.BaseVersion + 1;
         var policyHash = PolicyDocument.Hash(policy);
         // The primary key (key_id, version) makes a concurrent second apply of the same version fail instead of forking history.
@@ -172,6 +224,26 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         AuditLog.Append(c, tx, now, "authority-set", status.KeyId, string.Join(",", status.ApprovedBy),
             $"version {version} policy {policyHash} change method {policy.ChangeMethod} from proposal {proposalId}");
         return Status(c, tx, proposalId);
+    }
+
+    private void ApplyLifecycle(SqliteConnection c, SqliteTransaction tx, ProposalStatus status, LifecycleProposal lifecycle, DateTimeOffset now)
+    {
+        var approvers = string.Join(",", status.ApprovedBy);
+        if (lifecycle.Action == LifecycleAction.RetireVersion)
+        {
+            KeyStore.RetireVersion(c, tx, status.KeyId, lifecycle.KeyVersion!.Value);
+            AuditLog.Append(c, tx, now, "version-retired", status.KeyId, approvers, $"data key version {lifecycle.KeyVersion} destroyed (proposal {status.ProposalId})");
+            return;
+        }
+        var due = now + options.DeletionWaitingPeriod;
+        if (options.DeletionWaitingPeriod <= TimeSpan.Zero)
+        {
+            KeyStore.Destroy(c, tx, status.KeyId, now);
+            AuditLog.Append(c, tx, now, "key-deleted", status.KeyId, approvers, $"sealed KEK and every wrapped data key version destroyed (proposal {status.ProposalId})");
+            return;
+        }
+        KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'pending-deletion', deletion_due_at = $d WHERE key_id = $k", ("$d", due.ToUnixTimeMilliseconds()), ("$k", status.KeyId));
+        AuditLog.Append(c, tx, now, "deletion-scheduled", status.KeyId, approvers, $"key will be destroyed at {due:O} unless an operator cancels (proposal {status.ProposalId})");
     }
 
     /// <summary>Every party a policy names: operators, users and the result's recipient.</summary>
@@ -197,11 +269,13 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     /// </summary>
     private static (List<string> Eligible, int Threshold) Rule(SqliteConnection c, SqliteTransaction? tx, string proposalId)
     {
-        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body, kind FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
         using var r = cmd.ExecuteReader();
         r.Read();
         var keyId = r.GetString(0);
         var baseVersion = r.GetInt32(1);
+        if (baseVersion == 0 && r.GetString(3) == "lifecycle")
+            return ([KeyStore.Find(c, tx, keyId)!.CreatedBy], 1);
         if (baseVersion == 0)
         {
             var first = PartiesNamed(ProtocolJson.Parse<ChangeProposal>((byte[])r[2], "stored proposal").Policy);
@@ -220,20 +294,24 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         string keyId, hash, status;
         int baseVersion;
         int? applied;
-        AuthorityPolicy policy;
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version, body FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
+        AuthorityPolicy? policy = null;
+        LifecycleProposal? lifecycle = null;
+        DateTimeOffset expires;
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version, body, kind, expires_at FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
         using (var r = cmd.ExecuteReader())
         {
             r.Read();
             keyId = r.GetString(0); hash = r.GetString(1); baseVersion = r.GetInt32(2); status = r.GetString(3);
             applied = r.IsDBNull(4) ? null : r.GetInt32(4);
-            policy = ProtocolJson.Parse<ChangeProposal>((byte[])r[5], "stored proposal").Policy;
+            if (r.GetString(6) == "lifecycle") lifecycle = ProtocolJson.Parse<LifecycleProposal>((byte[])r[5], "stored proposal");
+            else policy = ProtocolJson.Parse<ChangeProposal>((byte[])r[5], "stored proposal").Policy;
+            expires = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7));
         }
         var approved = new List<string>();
         using (var cmd = KmsDatabase.Command(c, tx, "SELECT party_id FROM approvals WHERE proposal_id = $id ORDER BY party_id", ("$id", proposalId)))
         using (var r = cmd.ExecuteReader())
             while (r.Read()) approved.Add(r.GetString(0));
         var (eligible, threshold) = Rule(c, tx, proposalId);
-        return new ProposalStatus(proposalId, keyId, hash, baseVersion, status, approved, eligible, applied, policy, threshold);
+        return new ProposalStatus(proposalId, keyId, hash, baseVersion, status, approved, eligible, applied, policy, threshold, lifecycle, expires);
     }
 }

@@ -50,8 +50,25 @@ public static class KmsEndpoints
             // Nothing in a body is read here, so a body is refused rather than silently ignored.
             if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "key deletion: this request takes no body.");
             var party = await kms.Authenticator.AuthenticateAsync(req, body);
-            return Results.Json(await kms.Deletion.DeleteAsync(keyId, party), ProtocolJson.Options);
-        }).Produces<KeyInfo>().WithSummary("Delete a key for good (signed by an operator).");
+            var baseVersion = kms.Authority.Current(keyId)?.Version ?? 0;
+            return Results.Json(await kms.Authority.ProposeLifecycleAsync(keyId, party, new LifecycleProposal(baseVersion, LifecycleAction.DeleteKey)), ProtocolJson.Options, statusCode: 201);
+        }).Produces<ProposalStatus>(201).WithSummary("Propose deleting a key (signed; counts as the proposer's approval). Once approved under the change method it is scheduled, cancellable until due.");
+
+        g.MapPost("/keys/{keyId}/lifecycle", async (HttpRequest req, string keyId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            var proposal = HttpsLoopbackHost.ParseJson<LifecycleProposal>(req, body, "lifecycle proposal");
+            return Results.Json(await kms.Authority.ProposeLifecycleAsync(keyId, party, proposal), ProtocolJson.Options, statusCode: 201);
+        }).Accepts<LifecycleProposal>("application/json").Produces<ProposalStatus>(201).WithSummary("Propose deleting the key or retiring an old data key version (signed).");
+
+        g.MapPost("/keys/{keyId}/deletion/cancel", async (HttpRequest req, string keyId) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "deletion cancel: this request takes no body.");
+            var party = await kms.Authenticator.AuthenticateAsync(req, body);
+            return Results.Json(await kms.Deletion.CancelAsync(keyId, party), ProtocolJson.Options);
+        }).Produces<KeyInfo>().WithSummary("Cancel a scheduled deletion (signed by an operator).");
 
         g.MapPost("/keys/{keyId}/rotate", async (HttpRequest req, string keyId) =>
         {
@@ -90,9 +107,11 @@ public static class KmsEndpoints
         {
             var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
             if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "nonce request: this request takes no body.");
+            // Signed, so only registered parties can make the KMS store nonces.
+            await kms.Authenticator.AuthenticateAsync(req, body);
             return Results.Json(await kms.Nonces.IssueAsync(), ProtocolJson.Options);
         })
-            .Produces<NonceResponse>().WithSummary("S15: a fresh single-use nonce for evidence.");
+            .Produces<NonceResponse>().WithSummary("S15: a fresh single-use nonce for evidence (signed by a registered party).");
 
         g.MapPost("/key-use", async (HttpContext ctx) =>
         {

@@ -6,6 +6,13 @@ using TwinSeal.Protocol;
 
 namespace TwinSeal.Kms.Http;
 
+/// <summary>A party that signed a request, with the exact bytes it signed and its signature (kept in the audit log).</summary>
+public sealed record Signer(string PartyId, byte[] SignedRequest, byte[] Signature)
+{
+    /// <inheritdoc />
+    public override string ToString() => PartyId;
+}
+
 /// <summary>
 /// Checks the party signature on an administrative request (see <see cref="SignedRequest"/>): known party,
 /// timestamp within the allowed skew, signature over method, path, timestamp, request id and body,
@@ -14,11 +21,11 @@ namespace TwinSeal.Kms.Http;
 public sealed class RequestAuthenticator(KmsDatabase db, TimeProvider clock)
 {
     /// <summary>Authenticates against the registered key of the named party; returns the party id.</summary>
-    public Task<string> AuthenticateAsync(HttpRequest request, byte[] body)
+    public Task<Signer> AuthenticateAsync(HttpRequest request, byte[] body)
         => AuthenticateAsync(request, body, partyId => db.Read(c => PartyRegistry.Find(c, null, partyId)));
 
     /// <summary>Authenticates against a key supplied by <paramref name="lookup"/> (used for self-registration).</summary>
-    public async Task<string> AuthenticateAsync(HttpRequest request, byte[] body, Func<string, PartyInfo?> lookup)
+    public async Task<Signer> AuthenticateAsync(HttpRequest request, byte[] body, Func<string, PartyInfo?> lookup)
     {
         var party = Header(request, SignedRequest.PartyHeader);
         var timestamp = Header(request, SignedRequest.TimestampHeader);
@@ -56,7 +63,7 @@ public sealed class RequestAuthenticator(KmsDatabase db, TimeProvider clock)
             if (inserted == 0) throw KmsException.Unauthenticated("replayed-request", $"Request id '{requestId}' from party '{party}' was already used.");
             return 0;
         }).ConfigureAwait(false);
-        return party;
+        return new Signer(party, input, sig);
     }
 
     private static string? Header(HttpRequest r, string name) => r.Headers.TryGetValue(name, out var v) && v.Count == 1 ? v[0] : null;

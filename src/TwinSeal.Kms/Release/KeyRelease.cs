@@ -20,14 +20,16 @@ public sealed class KeyUseRefusedException(KeyUseRefusal refusal, string reason)
 /// tests equal the party's reference values → party in the usage authority and key not deleted. Then the data key is
 /// unwrapped, HPKE-wrapped to the enclave's ephemeral key and zeroed. Every outcome is audited.
 /// </summary>
-public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces, IReadOnlyDictionary<string, IEvidenceVerifier> verifiers, KmsOptions options, TimeProvider clock)
+public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deletion, NonceIssuer nonces, IReadOnlyDictionary<string, IEvidenceVerifier> verifiers, KmsOptions options, TimeProvider clock)
 {
     /// <summary>Runs the checks for <paramref name="party"/> (already authenticated by its request signature) and releases the key.</summary>
-    public async Task<KeyUseResponse> ReleaseAsync(string party, KeyUseRequest request)
+    public async Task<KeyUseResponse> ReleaseAsync(Http.Signer party, KeyUseRequest request)
     {
         try
         {
-            var response = await CheckAndWrapAsync(party, request).ConfigureAwait(false);
+            // A deletion that fell due a moment ago must not let one more release through.
+            await deletion.CompleteDueAsync().ConfigureAwait(false);
+            var response = await CheckAndWrapAsync(party.PartyId, request).ConfigureAwait(false);
             await AuditAsync("key-released", request.KeyId, party, $"data key version {response.KeyVersion} wrapped to enclave key {Fingerprint(request.EnclavePublicKey)} under authority version {response.AuthorityVersion}").ConfigureAwait(false);
             return response;
         }
@@ -93,6 +95,8 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
         // 5. Usage authority and key state.
         if (grant is null)
             throw new KeyUseRefusedException(KeyUseRefusal.PartyNotAuthorised, $"party '{party}' is not in the usage authority of key '{request.KeyId}'");
+        if (key.State == "pending-deletion")
+            throw new KeyUseRefusedException(KeyUseRefusal.KeyPendingDeletion, $"key '{request.KeyId}' is scheduled for deletion at {key.DeletionDueAt:O}; an operator can cancel that");
         if (key.State != "active")
             throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
         if (authority.Policy.ExpiresAt is { } expires && clock.GetUtcNow() >= expires)
@@ -107,7 +111,7 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
                 return new KeyUseResponse(request.KeyId, party, version, authority.Version, authority.PolicyHash, authority.Policy, sealedKey.Enc, sealedKey.Ciphertext);
             });
         }
-        catch (KmsException e) when (e.Code == "key-deleted")
+        catch (KmsException e) when (e.Code is "key-deleted" or "key-pending-deletion")
         {
             throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
         }
@@ -118,7 +122,7 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, NonceIssuer nonces
 
     }
 
-    private Task AuditAsync(string evt, string keyId, string party, string detail)
+    private Task AuditAsync(string evt, string keyId, Http.Signer party, string detail)
         => db.WriteAsync((c, tx) =>
         {
             AuditLog.Append(c, tx, clock.GetUtcNow(), evt, keyId, party, detail);

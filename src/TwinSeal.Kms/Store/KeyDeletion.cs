@@ -1,30 +1,54 @@
 using TwinSeal.Kms.Audit;
 using TwinSeal.Kms.Authority;
+using TwinSeal.Kms.Http;
 using TwinSeal.Protocol;
 
 namespace TwinSeal.Kms.Store;
 
-/// <summary>Deletes keys for good: after deletion every key-use request is refused with <see cref="KeyUseRefusal.KeyDeleted"/>.</summary>
+/// <summary>
+/// The end of a key's life. Deletion is decided by a lifecycle proposal (see <see cref="AuthorityService.ProposeLifecycleAsync"/>),
+/// then waits <see cref="KmsOptions.DeletionWaitingPeriod"/>, during which any operator can cancel it; when it is due the
+/// key material is destroyed and every later request is refused with <see cref="KeyUseRefusal.KeyDeleted"/>.
+/// </summary>
 public sealed class KeyDeletion(KmsDatabase db, TimeProvider clock)
 {
-    /// <summary>Deletes <paramref name="keyId"/> on behalf of <paramref name="party"/>, who must be an operator (or the creator while no authority is set).</summary>
-    public Task<KeyInfo> DeleteAsync(string keyId, string party)
+    /// <summary>Cancels a scheduled deletion on behalf of an operator (or the creator while no authority is set).</summary>
+    public Task<KeyInfo> CancelAsync(string keyId, Signer party)
     {
         var now = clock.GetUtcNow();
         return db.WriteAsync((c, tx) =>
         {
+            CompleteDue(c, tx, now);
             var key = KeyStore.Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
-            if (key.State == "deleted") return key;
             var authority = AuthorityService.Current(c, tx, keyId);
-            var allowed = authority is null ? party == key.CreatedBy : authority.Policy.Operators.Contains(party);
+            var allowed = authority is null ? party.PartyId == key.CreatedBy : authority.Policy.Operators.Contains(party.PartyId);
             if (!allowed)
             {
-                AuditLog.Append(c, tx, now, "delete-refused", keyId, party, "deletion by a party outside the operation authority");
-                throw KmsException.Forbidden("not-an-operator", $"Party '{party}' may not delete key '{keyId}'.").Recorded();
+                AuditLog.Append(c, tx, now, "cancel-refused", keyId, party, "cancellation by a party outside the operation authority");
+                throw KmsException.Forbidden("not-an-operator", $"Party '{party.PartyId}' may not cancel the deletion of key '{keyId}'.").Recorded();
             }
-            KeyStore.Destroy(c, tx, keyId, now);
-            AuditLog.Append(c, tx, now, "key-deleted", keyId, party, "sealed KEK and every wrapped data key version destroyed");
+            if (key.State == "deleted") throw KmsException.Gone("key-deleted", $"Key '{keyId}' has already been deleted; that cannot be undone.");
+            if (key.State != "pending-deletion") throw KmsException.Conflict("not-scheduled", $"Key '{keyId}' is not scheduled for deletion.");
+            KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'active', deletion_due_at = NULL WHERE key_id = $k", ("$k", keyId));
+            AuditLog.Append(c, tx, now, "deletion-cancelled", keyId, party, $"scheduled deletion (due {key.DeletionDueAt:O}) cancelled");
             return KeyStore.Find(c, tx, keyId)!;
         });
+    }
+
+    /// <summary>Destroys every key whose deletion is due. Called on a timer and before decisions that depend on key state.</summary>
+    public Task<int> CompleteDueAsync() => db.WriteAsync((c, tx) => CompleteDue(c, tx, clock.GetUtcNow()));
+
+    private static int CompleteDue(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, DateTimeOffset now)
+    {
+        var due = new List<string>();
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= $now", ("$now", now.ToUnixTimeMilliseconds())))
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) due.Add(r.GetString(0));
+        foreach (var keyId in due)
+        {
+            KeyStore.Destroy(c, tx, keyId, now);
+            AuditLog.Append(c, tx, now, "key-deleted", keyId, actor: null, "waiting period over: sealed KEK and every wrapped data key version destroyed");
+        }
+        return due.Count;
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Data.Sqlite;
 using TwinSeal.Crypto;
 using TwinSeal.Kms.Audit;
+using TwinSeal.Kms.Http;
 using TwinSeal.Protocol;
 
 namespace TwinSeal.Kms.Store;
@@ -13,7 +14,7 @@ namespace TwinSeal.Kms.Store;
 public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider clock)
 {
     /// <summary>Creates a key for <paramref name="createdBy"/>.</summary>
-    public async Task<KeyInfo> CreateAsync(string createdBy, string? label)
+    public async Task<KeyInfo> CreateAsync(Signer createdBy, string? label)
     {
         if (label is { Length: > 200 }) throw KmsException.BadRequest("invalid-label", "A key label is at most 200 characters.");
         var keyId = "key-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
@@ -25,7 +26,7 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
         await db.WriteAsync((c, tx) =>
         {
             KmsDatabase.Execute(c, tx, "INSERT INTO keys(key_id, label, created_by, created_at, state, sealed_kek, current_version) VALUES($k,$l,$p,$t,'active',$s,1)",
-                ("$k", keyId), ("$l", label), ("$p", createdBy), ("$t", now.ToUnixTimeMilliseconds()), ("$s", sealedKek));
+                ("$k", keyId), ("$l", label), ("$p", createdBy.PartyId), ("$t", now.ToUnixTimeMilliseconds()), ("$s", sealedKek));
             KmsDatabase.Execute(c, tx, "INSERT INTO data_keys(key_id, version, wrapped, created_at) VALUES($k,1,$w,$t)",
                 ("$k", keyId), ("$w", wrapped), ("$t", now.ToUnixTimeMilliseconds()));
             AuditLog.Append(c, tx, now, "key-created", keyId, createdBy, "data key version 1 generated and wrapped under a new KEK");
@@ -43,13 +44,17 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
         using var cmd = KmsDatabase.Command(c, tx, """
             SELECT k.key_id, k.current_version, k.state, k.created_by, k.created_at, k.label,
                    (SELECT MAX(version) FROM authorities a WHERE a.key_id = k.key_id),
-                   (SELECT policy_hash FROM authorities a WHERE a.key_id = k.key_id ORDER BY version DESC LIMIT 1)
+                   (SELECT policy_hash FROM authorities a WHERE a.key_id = k.key_id ORDER BY version DESC LIMIT 1),
+                   k.deletion_due_at,
+                   (SELECT group_concat(version) FROM data_keys d WHERE d.key_id = k.key_id AND d.wrapped IS NULL)
             FROM keys k WHERE k.key_id = $k
             """, ("$k", keyId));
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
+        var retired = r.IsDBNull(9) ? [] : r.GetString(9).Split(',').Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).Order().ToArray();
         return new KeyInfo(r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetString(3), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)),
-            r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? 0 : r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7));
+            r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? 0 : r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7),
+            r.IsDBNull(8) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), retired);
     }
 
     /// <summary>
@@ -64,6 +69,7 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
             using (var r = k.ExecuteReader())
             {
                 if (!r.Read() || r.GetString(2) == "deleted" || r.IsDBNull(0)) throw KmsException.Gone("key-deleted", $"Key '{keyId}' has been deleted.");
+                if (r.GetString(2) != "active") throw KmsException.Conflict("key-pending-deletion", $"Key '{keyId}' is scheduled for deletion.");
                 var sealedKek = (byte[])r[0];
                 var wanted = version ?? r.GetInt32(1);
                 using var d = KmsDatabase.Command(c, null, "SELECT wrapped FROM data_keys WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", wanted));
@@ -81,7 +87,7 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
     /// Rotates: a new data key version, wrapped under the same KEK, becomes current. New encryptions use it; data
     /// encrypted under older versions still decrypts with them until they are retired.
     /// </summary>
-    public async Task<KeyInfo> RotateAsync(string keyId, string party, Func<SqliteConnection, SqliteTransaction, AuthorityInfo?> authority)
+    public async Task<KeyInfo> RotateAsync(string keyId, Signer party, Func<SqliteConnection, SqliteTransaction, AuthorityInfo?> authority)
     {
         var now = clock.GetUtcNow();
         return await db.WriteAsync((c, tx) =>
@@ -89,11 +95,11 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
             var key = Find(c, tx, keyId) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
             if (key.State != "active") throw KmsException.Gone("key-deleted", $"Key '{keyId}' is {key.State}.");
             var current = authority(c, tx);
-            var allowed = current is null ? party == key.CreatedBy : current.Policy.Operators.Contains(party);
+            var allowed = current is null ? party.PartyId == key.CreatedBy : current.Policy.Operators.Contains(party.PartyId);
             if (!allowed)
             {
                 AuditLog.Append(c, tx, now, "rotate-refused", keyId, party, "rotation by a party outside the operation authority");
-                throw KmsException.Forbidden("not-an-operator", $"Party '{party}' may not rotate key '{keyId}'.").Recorded();
+                throw KmsException.Forbidden("not-an-operator", $"Party '{party.PartyId}' may not rotate key '{keyId}'.").Recorded();
             }
             byte[] sealedKek;
             using (var cmd = KmsDatabase.Command(c, tx, "SELECT sealed_kek FROM keys WHERE key_id = $k", ("$k", keyId)))
@@ -109,6 +115,13 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
         }).ConfigureAwait(false);
     }
 
+    /// <summary>Retires one data key version: its wrapped bytes are overwritten and removed; the version can never be released again.</summary>
+    public static void RetireVersion(SqliteConnection c, SqliteTransaction tx, string keyId, int version)
+    {
+        KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", version));
+        KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = NULL WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", version));
+    }
+
     /// <summary>
     /// Deletes a key for good: the sealed KEK and every wrapped data key version are overwritten and removed, so no
     /// later request, restore of this state, or master-key compromise can bring the data key back.
@@ -119,7 +132,7 @@ public sealed class KeyStore(KmsDatabase db, MasterKey master, TimeProvider cloc
         // bytes do not linger in the file.
         KmsDatabase.Execute(c, tx, "UPDATE keys SET sealed_kek = zeroblob(length(sealed_kek)) WHERE key_id = $k", ("$k", keyId));
         KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE key_id = $k", ("$k", keyId));
-        KmsDatabase.Execute(c, tx, "UPDATE keys SET sealed_kek = NULL, state = 'deleted', deleted_at = $t WHERE key_id = $k", ("$k", keyId), ("$t", at.ToUnixTimeMilliseconds()));
+        KmsDatabase.Execute(c, tx, "UPDATE keys SET sealed_kek = NULL, state = 'deleted', deleted_at = $t, deletion_due_at = NULL WHERE key_id = $k", ("$k", keyId), ("$t", at.ToUnixTimeMilliseconds()));
         KmsDatabase.Execute(c, tx, "UPDATE data_keys SET wrapped = NULL WHERE key_id = $k", ("$k", keyId));
     }
 }

@@ -23,19 +23,29 @@ public sealed class KmsDatabase
         }.ToString();
         using var c = Open();
         Execute(c, null, "PRAGMA journal_mode=WAL;");
+        using (var v = Command(c, null, "PRAGMA user_version;"))
+        {
+            var version = Convert.ToInt64(v.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+            if (version > SchemaVersion)
+                throw new InvalidOperationException($"The KMS store '{path}' was written by a newer TwinSeal (schema {version}; this one knows {SchemaVersion}).");
+        }
         Execute(c, null, Schema);
+        Execute(c, null, $"PRAGMA user_version={SchemaVersion};");
     }
+
+    /// <summary>Version of the schema below, kept in SQLite's user_version.</summary>
+    public const int SchemaVersion = 1;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS parties(party_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, fingerprint TEXT NOT NULL, registered_at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS keys(key_id TEXT PRIMARY KEY, label TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL, sealed_kek BLOB, current_version INTEGER NOT NULL, deleted_at INTEGER);
+        CREATE TABLE IF NOT EXISTS keys(key_id TEXT PRIMARY KEY, label TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL, sealed_kek BLOB, current_version INTEGER NOT NULL, deleted_at INTEGER, deletion_due_at INTEGER);
         CREATE TABLE IF NOT EXISTS data_keys(key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB, created_at INTEGER NOT NULL, PRIMARY KEY(key_id, version));
         CREATE TABLE IF NOT EXISTS authorities(key_id TEXT NOT NULL, version INTEGER NOT NULL, policy BLOB NOT NULL, policy_hash TEXT NOT NULL, applied_at INTEGER NOT NULL, proposal_id TEXT, PRIMARY KEY(key_id, version));
-        CREATE TABLE IF NOT EXISTS proposals(proposal_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, base_version INTEGER NOT NULL, body BLOB NOT NULL, proposal_hash TEXT NOT NULL, proposed_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, applied_version INTEGER);
+        CREATE TABLE IF NOT EXISTS proposals(proposal_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, kind TEXT NOT NULL, base_version INTEGER NOT NULL, body BLOB NOT NULL, proposal_hash TEXT NOT NULL, proposed_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, applied_version INTEGER);
         CREATE TABLE IF NOT EXISTS approvals(proposal_id TEXT NOT NULL, party_id TEXT NOT NULL, approved_at INTEGER NOT NULL, PRIMARY KEY(proposal_id, party_id));
         CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);
         CREATE TABLE IF NOT EXISTS request_ids(party_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at INTEGER NOT NULL, PRIMARY KEY(party_id, request_id));
-        CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, key_id TEXT, actor TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, key_id TEXT, actor TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, signed_request BLOB, signature BLOB);
         """;
 
     /// <summary>Opens a connection with the durability pragmas set (they are per connection in SQLite).</summary>
