@@ -104,7 +104,7 @@ public static class AuditLog
             ? null : $"the signature does not verify with '{actor}''s registered key";
     }
 
-    private static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash, byte[]? signedRequest, byte[]? signature)
+    internal static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash, byte[]? signedRequest, byte[]? signature)
     {
         // Length-prefixed fields, so no choice of field contents can make two records hash the same input.
         var sb = new StringBuilder("twinseal-audit-v1");
