@@ -167,10 +167,68 @@ public static class AdminVerbs
             PrintDiff(current is null ? "" : Pretty(current.Policy), Pretty(proposed), current is null ? "(no policy yet)" : $"version {current.Version}", title);
         }));
         cmd.Subcommands.Add(diff);
+        var usage = new Option<string[]>("--usage") { Description = "PARTY=FILE: a party allowed to use the key and its reference values (from 'party reference-values'); repeatable.", Required = true };
+        var operators = new Option<string[]>("--operator") { Description = "A party that may change the policy (repeatable; default: every --usage party)." };
+        var method = new Option<ChangeMethod>("--change-method") { Description = "Immutable, AllParties or Quorum.", DefaultValueFactory = _ => ChangeMethod.AllParties };
+        var quorumOpt = new Option<int?>("--quorum") { Description = "With Quorum: how many operators must approve a change." };
+        var keyColumn = new Option<string>("--key-column") { Description = "Column the tables are joined on.", Required = true };
+        var result = new Option<ResultKind>("--result") { Description = "MatchCount or JoinedRows.", DefaultValueFactory = _ => ResultKind.MatchCount };
+        var recipient = new Option<string>("--recipient") { Description = "Party that receives the result.", Required = true };
+        var template = new Command("template", "Write a policy document from the parties' reference values (review it, then 'policy propose').") { usage, operators, method, quorumOpt, keyColumn, result, recipient };
+        template.SetAction(pr =>
+        {
+            try
+            {
+                var grants = new List<UsageGrant>();
+                foreach (var u in pr.GetValue(usage)!)
+                {
+                    var eq = u.IndexOf('=');
+                    if (eq <= 0) throw new ProtocolException("usage", $"--usage takes PARTY=FILE, not '{u}'.");
+                    var file = u[(eq + 1)..];
+                    if (!File.Exists(file)) throw new ProtocolException("no-file", $"Reference values file '{file}' does not exist.");
+                    grants.Add(new UsageGrant(u[..eq], ProtocolJson.Parse<ReferenceValues>(File.ReadAllBytes(file), $"reference values '{file}'")));
+                }
+                var ops = pr.GetValue(operators) is { Length: > 0 } o ? o : grants.Select(g => g.PartyId).ToArray();
+                var policy = new AuthorityPolicy(grants, ops, pr.GetValue(method), new OutputPolicy("secure-match", pr.GetValue(keyColumn)!, pr.GetValue(result), pr.GetValue(recipient)!), pr.GetValue(quorumOpt));
+                Console.WriteLine(JsonSerializer.Serialize(policy, ProtocolJson.Indented));
+                return 0;
+            }
+            catch (ProtocolException e)
+            {
+                Console.Error.WriteLine($"twinseal: {e.Code}: {e.Message}");
+                return 2;
+            }
+        });
+        cmd.Subcommands.Add(template);
+
         var schema = new Command("schema", "Print the JSON Schema of a policy document.");
         schema.SetAction(_ => Console.Write(PolicySchema.Generate()));
         cmd.Subcommands.Add(schema);
         return cmd;
+    }
+
+    /// <summary>Participant verbs added to <c>twinseal party</c>: register with the KMS, and print this party's reference values.</summary>
+    public static IEnumerable<Command> PartyVerbs()
+    {
+        var party = PartyOption(); var json = JsonOption();
+        var register = new Command("register", "Register this party's public key with the KMS (idempotent).") { party, json };
+        register.SetAction((pr, ct) => Run(pr, party, async c =>
+        {
+            var info = await c.PostAsync<PartyInfo>("/register", null);
+            if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(info, ProtocolJson.Indented));
+            else Console.WriteLine($"Party '{info.PartyId}' is registered with the KMS; key fingerprint {info.Fingerprint}.");
+        }));
+        yield return register;
+
+        var rParty = PartyOption();
+        var reference = new Command("reference-values", "Print the reference values of this party's isolated area (app measurement and platform test results) as JSON, for a policy.") { rParty };
+        reference.SetAction((pr, ct) => Run(pr, rParty, async c =>
+        {
+            var e = await c.GetAsync<EnclaveDescription>("/enclave");
+            if (e.Simulated) Console.Error.WriteLine("note: these are reference values of a SIMULATED TEE.");
+            Console.WriteLine(JsonSerializer.Serialize(new ReferenceValues(e.Platform, [e.Measurement], e.PlatformTests), ProtocolJson.Indented));
+        }));
+        yield return reference;
     }
 
     /// <summary>The <c>audit</c> verbs.</summary>
@@ -234,8 +292,22 @@ public static class AdminVerbs
         AnsiConsole.MarkupLine($"[green]+++ {Markup.Escape(afterTitle)}[/]");
         var model = InlineDiffBuilder.Diff(before, after);
         if (model.Lines.All(l => l.Type == ChangeType.Unchanged)) { AnsiConsole.WriteLine("(no change)"); return; }
-        foreach (var line in model.Lines)
+        // Show changed lines with three lines of context, as diff -u does, not the whole document.
+        var near = new bool[model.Lines.Count];
+        for (var i = 0; i < model.Lines.Count; i++)
+            if (model.Lines[i].Type != ChangeType.Unchanged)
+                for (var j = Math.Max(0, i - 3); j <= Math.Min(model.Lines.Count - 1, i + 3); j++) near[j] = true;
+        var skipped = false;
+        for (var i = 0; i < model.Lines.Count; i++)
         {
+            var line = model.Lines[i];
+            if (!near[i])
+            {
+                if (!skipped) AnsiConsole.MarkupLine("[grey]  …[/]");
+                skipped = true;
+                continue;
+            }
+            skipped = false;
             var text = Markup.Escape(line.Text);
             AnsiConsole.MarkupLine(line.Type switch
             {
@@ -272,12 +344,13 @@ public static class AdminVerbs
     private static void ShowProposal(ProposalStatus p, bool json)
     {
         if (json) { Console.WriteLine(JsonSerializer.Serialize(p, ProtocolJson.Indented)); return; }
-        var t = new Table().AddColumns("proposal", "what", "status", "base version", "approved by", "needs", "applied as version", "hash");
+        var t = new Table().AddColumns("proposal", "what", "status", "base", "approved by", "needs", "applied as");
         var what = p.Lifecycle is { } l ? $"{l.Action}{(l.KeyVersion is { } v ? $" v{v}" : "")}" : "policy";
         var needs = p.Threshold > 0 && p.Threshold < p.Required.Count ? $"{p.Threshold} of {string.Join(", ", p.Required)}" : string.Join(", ", p.Required);
         t.AddRow(Markup.Escape(p.ProposalId), Markup.Escape(what), Markup.Escape(p.Status), p.BaseVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(string.Join(", ", p.ApprovedBy)),
-            Markup.Escape(needs), p.AppliedVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "", Markup.Escape(p.ProposalHash));
+            Markup.Escape(needs), p.AppliedVersion is { } v2 ? $"version {v2}" : "");
         AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine($"proposal hash {Markup.Escape(p.ProposalHash)}{(p.ExpiresAt is { } e ? $", open until {e.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture)}" : "")}");
     }
 
     /// <summary>Connects to the party's host and runs <paramref name="work"/>, turning refusals into clear one-line errors.</summary>

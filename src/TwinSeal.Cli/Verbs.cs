@@ -148,7 +148,9 @@ public static class Verbs
                 return 0;
             });
         });
-        return new Command("party", "A party's device: identity and host.") { init, serve };
+        var party = new Command("party", "A party's device: identity and host.") { init, serve };
+        foreach (var verb in AdminVerbs.PartyVerbs()) party.Subcommands.Add(verb);
+        return party;
     }
 
     private static Command EnclaveCommand()
