@@ -1,0 +1,71 @@
+using System.Text.Json;
+
+namespace TwinSeal.EndToEnd.Tests;
+
+/// <summary>The participant's CLI verbs against running party hosts, as the README walkthrough uses them.</summary>
+public sealed class CliAdminTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    private string P1 => Path.Combine(f.Work, "party1");
+    private string P2 => Path.Combine(f.Work, "party2");
+
+    private static async Task<JsonElement> JsonAsync(params string[] args)
+    {
+        var (exit, stdout, stderr) = await CliUnderTest.RunAsync(args);
+        Assert.True(exit == 0, $"twinseal {string.Join(' ', args)} exited {exit}: {stderr}");
+        using var doc = JsonDocument.Parse(stdout);
+        return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Walkthrough_CreatesAKey_AgreesAPolicy_AndAuditVerifies()
+    {
+        var refs = new List<string>();
+        foreach (var (party, dir) in new[] { ("party1", P1), ("party2", P2) })
+        {
+            var (exit, stdout, stderr) = await CliUnderTest.RunAsync("party", "reference-values", "--party", dir);
+            Assert.True(exit == 0, stderr);
+            var file = Path.Combine(f.Work, $"{party}.ref.json");
+            await File.WriteAllTextAsync(file, stdout, TestContext.Current.CancellationToken);
+            refs.Add($"{party}={file}");
+        }
+        var key = (await JsonAsync("key", "create", "--party", P1, "--label", "cli walkthrough", "--json")).GetProperty("keyId").GetString()!;
+        var (texit, policy, terr) = await CliUnderTest.RunAsync("policy", "template", "--usage", refs[0], "--usage", refs[1], "--key-column", "email", "--recipient", "party2");
+        Assert.True(texit == 0, terr);
+        var policyFile = Path.Combine(f.Work, "cli-policy.json");
+        await File.WriteAllTextAsync(policyFile, policy, TestContext.Current.CancellationToken);
+
+        var proposal = await JsonAsync("policy", "propose", key, "--file", policyFile, "--party", P1, "--json");
+        Assert.Equal("pending", proposal.GetProperty("status").GetString());
+        var applied = await JsonAsync("policy", "approve", key, proposal.GetProperty("proposalId").GetString()!, "--party", P2, "--json");
+
+        Assert.Equal("applied", applied.GetProperty("status").GetString());
+        Assert.Equal(1, (await JsonAsync("policy", "show", key, "--party", P2, "--json")).GetProperty("version").GetInt32());
+        Assert.Equal(2, (await JsonAsync("key", "rotate", key, "--party", P2, "--json")).GetProperty("keyVersion").GetInt32());
+        Assert.True((await JsonAsync("audit", "verify", "--party", P1, "--json")).GetProperty("valid").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Approve_OfAnUnknownProposal_IsRefusedWithAClearReason()
+    {
+        var (exit, _, stderr) = await CliUnderTest.RunAsync("policy", "approve", f.KeyId, "prop-doesnotexist", "--party", P2);
+        Assert.Equal(1, exit);
+        Assert.Contains("proposal-not-found", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
+    public async Task AdminVerb_WithoutARunningHost_ExplainsHowToStartIt()
+    {
+        var empty = Directory.CreateTempSubdirectory("twinseal-nohost-").FullName;
+        try
+        {
+            var (exit, _, stderr) = await CliUnderTest.RunAsync("key", "show", "key-x", "--party", empty);
+            Assert.Equal(1, exit);
+            Assert.Contains("twinseal party serve", stderr);
+        }
+        finally
+        {
+            Directory.Delete(empty, true);
+        }
+    }
+}
