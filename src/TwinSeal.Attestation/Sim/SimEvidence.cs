@@ -85,7 +85,7 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
         }
         if (!msg.ProtectedHeaders.TryGetValue(CoseHeaderLabel.Algorithm, out var alg) || alg.GetValueAsInt32() != Es256)
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence must be signed with ES256");
-        if (!msg.ProtectedHeaders.TryGetValue(X5Chain, out var x5) )
+        if (!msg.ProtectedHeaders.TryGetValue(X5Chain, out var x5))
             throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "evidence carries no attestation certificate (x5chain)");
         if (msg.Content is not { } content)
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence has a detached payload");
