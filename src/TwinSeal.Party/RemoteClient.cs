@@ -55,21 +55,7 @@ public sealed class RemoteClient : IDisposable
         }
         if (signer is { } s) Sign(req, path, bytes, s.PartyId, s.Key, _clock);
         if (bearer is not null) req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        HttpResponseMessage resp;
-        try
-        {
-            resp = await _http.SendAsync(req, ct).ConfigureAwait(false);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new RemoteProblemException(0, "unreachable", $"{_baseUrl} cannot be reached: {e.Message}");
-        }
-        using (resp)
-        {
-            var content = await resp.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
-            if (resp.IsSuccessStatusCode) return content;
-            throw ToProblem(resp.StatusCode, content);
-        }
+        return await ExchangeAsync(req, ct).ConfigureAwait(false);
     }
 
     /// <summary>Sends and parses a JSON reply.</summary>
@@ -103,6 +89,12 @@ public sealed class RemoteClient : IDisposable
         using var req = new HttpRequestMessage(new HttpMethod(captured.Method), _baseUrl + captured.Path) { Content = new ByteArrayContent(captured.Body) };
         req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         foreach (var (k, v) in captured.Headers) req.Headers.Add(k, v);
+        return await ExchangeAsync(req, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a request and returns the body of a success; a failure becomes a <see cref="RemoteProblemException"/> with the service's code.</summary>
+    private async Task<byte[]> ExchangeAsync(HttpRequestMessage req, CancellationToken ct)
+    {
         HttpResponseMessage resp;
         try
         {
