@@ -268,7 +268,8 @@ public sealed class PartyHost : IAsyncDisposable
     private async Task<string> AuthenticatePeerAsync(HttpRequest req, byte[] body)
     {
         var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
-        if (partyId.Length == 0) throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party.");
+        if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader }.Any(h => req.Headers[h].Count != 1))
+            throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party (all four TwinSeal signature headers).");
         PartyInfo peer;
         try
         {
@@ -296,7 +297,7 @@ public sealed class PartyHost : IAsyncDisposable
         if ((now - DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(ts, 0, 253402300799))).Duration() > SignedRequest.MaxClockSkew)
             throw KmsException.Unauthenticated("stale-request", "The peer request's timestamp is too far from this host's clock.");
         foreach (var old in _peerRequestIds.Where(kv => now - kv.Value > 2 * SignedRequest.MaxClockSkew).Select(kv => kv.Key).ToList()) _peerRequestIds.TryRemove(old, out _);
-        if (requestId.Length < 16 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
+        if (requestId.Length is < 16 or > 64 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
             throw KmsException.Unauthenticated("replayed-request", "This peer request id was already used.");
         if (partyId == _identity.PartyId) throw KmsException.Forbidden("self-send", "A party cannot send a dataset to itself.");
         return partyId;
