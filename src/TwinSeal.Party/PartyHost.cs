@@ -119,7 +119,7 @@ public sealed class PartyHost : IAsyncDisposable
             }
             catch (RemoteProblemException e)
             {
-                throw new KmsException(e.Status is >= 400 and < 500 ? e.Status : 502, e.Code, $"KMS or peer refused: {e.Message}");
+                throw new KmsException(e.Status is >= 400 and < 500 ? e.Status : 502, e.Code, e.Message);
             }
             catch (ProtocolException e) when (e is not KmsException)
             {

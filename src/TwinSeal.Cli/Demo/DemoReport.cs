@@ -10,6 +10,7 @@ public static class DemoReport
     {
         AnsiConsole.WriteLine();
         if (s.Failure is not null) AnsiConsole.MarkupLine($"[red]The demo failed:[/] {Markup.Escape(s.Failure)}");
+        if (!s.Success && s.WorkDirectory is not null) AnsiConsole.MarkupLine($"[bold]Logs, stores and data of this run:[/] {Markup.Escape(s.WorkDirectory)}");
         var verdict = s.Matched == s.Expected ? "[green]equal[/]" : "[red]DIFFERENT[/]";
         AnsiConsole.MarkupLine($"[bold]Matched rows:[/] {s.Matched:N0}   [bold]expected:[/] {s.Expected:N0}   ({verdict})   KMS {Markup.Escape(s.KmsIn)}, {s.Rows:N0} rows per party");
         if (s.JoinedRowsPath is not null) AnsiConsole.MarkupLine($"[bold]Joined rows for party 2:[/] {Markup.Escape(s.JoinedRowsPath)}");

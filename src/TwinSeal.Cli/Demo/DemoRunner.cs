@@ -17,14 +17,14 @@ public enum KmsPlacement
 }
 
 /// <summary>Demo settings.</summary>
-public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, bool Keep = false);
+public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null);
 
 /// <summary>A refused attack and why.</summary>
 public sealed record Refusal(string Attack, bool Refused, string Code, string Reason);
 
 /// <summary>The demo's outcome, printed as a table or as one JSON object.</summary>
 public sealed record DemoSummary(
-    bool Success, long Matched, long Expected, int Rows, string KmsIn, string KeyId, string? JoinedRowsPath, string WorkDirectory,
+    bool Success, long Matched, long Expected, int Rows, string KmsIn, string KeyId, string? JoinedRowsPath, string? WorkDirectory,
     IReadOnlyList<Refusal> Refusals, IReadOnlyDictionary<string, double> StageMilliseconds, AuditVerification Audit, string? Failure);
 
 /// <summary>
@@ -48,6 +48,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         string? rowsPath = null;
         var audit = new AuditVerification(false, 0, null, "not checked");
         GeneratedData? data = null;
+        var succeeded = false;
         try
         {
             data = await Stage("generate data", $"{options.Rows:N0} rows per party, {options.Overlap:P0} overlap, seed {options.Seed}",
@@ -120,7 +121,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
             foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
             progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext");
 
-            var outPath = Path.Combine(work, "party2-output", "joined.csv");
+            // The scratch folder goes away after the run; the released rows are party 2's result, so they are kept.
+            var outPath = options.WorkDirectory is null ? Path.GetFullPath(Path.Combine("demo-output", "party2-joined.csv")) : Path.Combine(work, "party2-output", "joined.csv");
             var result = await Stage("S26–S36 party 2 key use and match", "attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
                 () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", outPath)));
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
@@ -140,8 +142,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
                 audit = await kms.VerifyAuditAsync();
             progress.Line("audit", audit.Valid ? $"hash chain of {audit.Records} records verifies" : $"audit chain broken: {audit.Problem}");
 
-            var ok = matched == data.ExpectedMatches && refusals.Count > 0 && refusals.All(r => r.Refused) && audit.Valid;
-            return Summary(ok, null);
+            succeeded = matched == data.ExpectedMatches && refusals.Count > 0 && refusals.All(r => r.Refused) && audit.Valid;
+            return Summary(succeeded, null);
         }
         catch (Exception e) when (e is ProtocolException or InvalidOperationException or IOException or HttpRequestException)
         {
@@ -150,11 +152,12 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         finally
         {
             foreach (var s in services) await s.DisposeAsync();
-            if (!options.Keep && options.WorkDirectory is null)
+            // A failed run keeps its folder (logs, stores) so it can be looked into; the summary names it.
+            if (options.WorkDirectory is null && succeeded)
             {
                 try
                 {
-                    // Keep the joined rows file's folder only if asked; the demo folder is scratch.
+                    // Without --work-dir the run's folder (stores, keys, logs) is scratch.
                     Directory.Delete(work, recursive: true);
                 }
                 catch (IOException)
@@ -165,7 +168,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         }
 
         DemoSummary Summary(bool ok, string? failure) => new(ok, matched, data?.ExpectedMatches ?? -1, options.Rows, Describe(options.KmsIn), keyId,
-            options.Keep || options.WorkDirectory is not null ? rowsPath : null, work, refusals, _stages, audit, failure);
+            rowsPath, options.WorkDirectory is null && ok ? null : work, refusals, _stages, audit, failure);
     }
 
     private async Task<T> Stage<T>(string name, string what, Func<Task<T>> run)
