@@ -71,13 +71,13 @@ public static class NativeEvidence
         ArgumentNullException.ThrowIfNull(native);
         inputs ??= new NativeEvidenceInputs();
         if (!Platforms.Contains(platform, StringComparer.Ordinal))
-            throw new ArgumentException($"unknown platform '{platform}'; use one of {string.Join(", ", Platforms)}", nameof(platform));
+            throw new ArgumentException($"unknown platform '{platform}'; use one of {string.Join(", ", Platforms)}");
         var takesCertificates = platform == SevSnpEvidence.PlatformTag;
         var takesCollateral = platform is IntelDcapEvidence.TdxPlatform or IntelDcapEvidence.SgxPlatform;
         if (!takesCertificates && inputs.Certificates.Count > 0)
-            throw new ArgumentException($"{platform} evidence carries no separate certificates (only amd-sev-snp does)", nameof(inputs));
+            throw new ArgumentException($"{platform} evidence carries no separate certificates (only amd-sev-snp does)");
         if (!takesCollateral && inputs.CollateralJson is not null)
-            throw new ArgumentException($"{platform} evidence carries no collateral (only intel-tdx and intel-sgx do)", nameof(inputs));
+            throw new ArgumentException($"{platform} evidence carries no collateral (only intel-tdx and intel-sgx do)");
 
         return platform switch
         {
@@ -152,7 +152,7 @@ public static class NativeEvidence
         }
         catch (CryptographicException e)
         {
-            throw new ArgumentException($"a certificate given for the SEV-SNP report cannot be read: {e.Message}", nameof(der));
+            throw new ArgumentException($"a certificate given for the SEV-SNP report cannot be read: {e.Message}");
         }
         using (certificate)
         {
@@ -170,7 +170,7 @@ public static class NativeEvidence
                 return ("ASK", askProduct);
             if (cn.StartsWith("ARK-", StringComparison.Ordinal) && TryProduct(cn["ARK-".Length..], out var arkProduct))
                 return ("ARK", arkProduct);
-            throw new ArgumentException($"certificate '{certificate.Subject}' is not an AMD SEV certificate (SEV-VCEK, SEV-VLEK, SEV-<product>, SEV-VLEK-<product> or ARK-<product>)", nameof(der));
+            throw new ArgumentException($"certificate '{certificate.Subject}' is not an AMD SEV certificate (SEV-VCEK, SEV-VLEK, SEV-<product>, SEV-VLEK-<product> or ARK-<product>)");
         }
     }
 

@@ -25,6 +25,7 @@ public static class Verbs
         root.Subcommands.Add(AdminVerbs.Key());
         root.Subcommands.Add(AdminVerbs.Policy());
         root.Subcommands.Add(AdminVerbs.Audit());
+        root.Subcommands.Add(EvidenceVerbs.Build());
         return root;
     }
 

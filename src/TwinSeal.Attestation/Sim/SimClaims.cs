@@ -73,6 +73,7 @@ public sealed record SimClaims(string AppName, byte[] Measurement, IReadOnlyDict
         if (platform != PlatformTag || simulated != true) throw new CborContentException("claims are not simulated-platform claims");
         if (app is null || measurement is not { Length: 48 } || reportData is not { Length: 64 } || iat is null || tests is null)
             throw new CborContentException("a claim is missing or has the wrong size");
+        if (iat.Value < 0 || iat.Value > DateTimeOffset.MaxValue.ToUnixTimeSeconds()) throw new CborContentException("the issue time is out of range");
         return new SimClaims(app, measurement, tests, reportData, DateTimeOffset.FromUnixTimeSeconds(iat.Value));
     }
 }

@@ -91,9 +91,19 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence has a detached payload");
 
         using var leaf = ParseCertificate(x5);
-        CheckChain(leaf);
-        using var publicKey = leaf.GetECDsaPublicKey()
-            ?? throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "attestation certificate does not hold an ECDSA key");
+        ECDsa publicKey;
+        try
+        {
+            // Certificate fields are decoded lazily, so a corrupted certificate can fail anywhere in here.
+            CheckChain(leaf);
+            publicKey = leaf.GetECDsaPublicKey()
+                ?? throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "attestation certificate does not hold an ECDSA key");
+        }
+        catch (CryptographicException e)
+        {
+            throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, $"attestation certificate cannot be checked: {e.Message}");
+        }
+        using var _ = publicKey;
         if (publicKey.KeySize != 256)
             throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "attestation key must be P-256");
         bool valid;
@@ -113,7 +123,7 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
         {
             claims = SimClaims.Decode(content);
         }
-        catch (Exception e) when (e is CborContentException or InvalidOperationException or FormatException or OverflowException)
+        catch (Exception e) when (e is CborContentException or InvalidOperationException or FormatException or OverflowException or ArgumentOutOfRangeException)
         {
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"evidence claims are malformed: {e.Message}");
         }
