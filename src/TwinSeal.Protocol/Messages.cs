@@ -56,18 +56,86 @@ public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues)
 /// <summary>What the computation may release. Part of the policy both parties agree on, and bound into the key release.</summary>
 public enum ResultKind
 {
-    /// <summary>Only the number of matching rows.</summary>
+    /// <summary>Only the number of matching rows (joined row count).</summary>
     MatchCount,
     /// <summary>The joined rows, to the recipient only.</summary>
     JoinedRows,
+    /// <summary>Only the number of distinct key values present in both tables (after normalisation), carried as the match count; <c>secure-match</c> only.</summary>
+    IntersectionSize,
+    /// <summary>
+    /// <c>aggregate</c> only: counts, sums and means by group over the inner join. The released table has the group-by
+    /// columns, one column per measure (<c>count</c>, <c>count(col)</c>, <c>sum(col)</c>, <c>mean(col)</c>) and
+    /// <c>suppressed_groups</c>; one row per group holding at least <see cref="OutputPolicy.MinimumGroupSize"/> distinct
+    /// rows of the other party (ordinal order, <c>suppressed_groups</c> empty), then always one summary row, empty except
+    /// <c>suppressed_groups</c> = the number of groups withheld. The match count is the number of joined rows in released groups.
+    /// </summary>
+    Aggregates,
 }
 
-/// <summary>The computation the key may be used for, and what it may output to whom.</summary>
-/// <param name="Computation">App name; <c>secure-match</c> is the only one today.</param>
-/// <param name="KeyColumn">Column both tables are joined on.</param>
+/// <summary>How key cells are normalised before they are compared (both sides alike). Invariant culture, Unicode-aware; no Unicode normalisation form is applied, so a composed and a decomposed "é" stay different.</summary>
+public enum KeyNormalisation
+{
+    /// <summary>Exact, ordinal comparison.</summary>
+    None,
+    /// <summary>Leading and trailing Unicode white space removed.</summary>
+    Trim,
+    /// <summary>Lower-cased with the invariant culture (simple Unicode case mapping).</summary>
+    LowerCase,
+    /// <summary>Trimmed, then lower-cased.</summary>
+    TrimLowerCase,
+}
+
+/// <summary>Which rows a join keeps.</summary>
+public enum JoinKind
+{
+    /// <summary>Only rows whose key is in both tables (<c>secure-match</c> and <c>aggregate</c>).</summary>
+    Inner,
+    /// <summary>Every row of the recipient's own table, with the other party's columns where the key matched and empty cells otherwise (<c>data-integration</c>).</summary>
+    Left,
+    /// <summary>Every row of both tables; the key columns hold whichever side's key is present (<c>data-integration</c>).</summary>
+    FullOuter,
+}
+
+/// <summary>An aggregate function.</summary>
+public enum AggregateFunction
+{
+    /// <summary>Number of joined rows in the group, or with a column the number of its non-empty cells.</summary>
+    Count,
+    /// <summary>Sum of the column's non-empty cells (decimal numbers, invariant culture).</summary>
+    Sum,
+    /// <summary>Sum divided by the number of non-empty cells.</summary>
+    Mean,
+}
+
+/// <summary>One aggregate the <c>aggregate</c> computation releases per group.</summary>
+/// <param name="Function">What to compute.</param>
+/// <param name="Column">A column of the joined rows, named as <see cref="ResultKind.JoinedRows"/> would name it; required for Sum and Mean, optional for Count (null counts rows).</param>
+public sealed record AggregateMeasure(AggregateFunction Function, string? Column = null);
+
+/// <summary>The computation the key may be used for, and what it may output to whom. Unset optional members are left out of the canonical JSON, so a policy that does not use them hashes as it did before they existed.</summary>
+/// <param name="Computation">App computation: <c>secure-match</c> (inner join), <c>data-integration</c> (left or full outer join) or <c>aggregate</c> (aggregates over the inner join).</param>
+/// <param name="KeyColumn">Column both tables are joined on; with <paramref name="KeyColumns"/> it must repeat the first of them.</param>
 /// <param name="Result">What leaves the isolated area.</param>
-/// <param name="Recipient">Party that receives the result.</param>
-public sealed record OutputPolicy(string Computation, string KeyColumn, ResultKind Result, string Recipient);
+/// <param name="Recipient">Party that receives the result; the app of any other party refuses to run.</param>
+/// <param name="KeyColumns">Several key columns (same names in both tables), matched together; null means just <paramref name="KeyColumn"/>. A row with an empty cell in any key column matches nothing.</param>
+/// <param name="Normalisation">How key cells are normalised before comparison.</param>
+/// <param name="JoinKind">Inner for <c>secure-match</c> and <c>aggregate</c>; Left or FullOuter for <c>data-integration</c>.</param>
+/// <param name="ReleasedColumns">With <see cref="ResultKind.JoinedRows"/>: the columns of the joined rows that may leave, in this order (null = all). Must name at least one column that is not a key column.</param>
+/// <param name="GroupBy">With <c>aggregate</c>: columns of the joined rows to group by (null or empty = one group).</param>
+/// <param name="Measures">With <c>aggregate</c>: what to compute per group; at least one.</param>
+/// <param name="MinimumGroupSize">With <c>aggregate</c> (required there): k, the least number of distinct rows of the other party a group must hold to be released (k ≥ 1).</param>
+public sealed record OutputPolicy(
+    string Computation,
+    string KeyColumn,
+    ResultKind Result,
+    string Recipient,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? KeyColumns = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] KeyNormalisation Normalisation = KeyNormalisation.None,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] JoinKind JoinKind = JoinKind.Inner,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? ReleasedColumns = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? GroupBy = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AggregateMeasure>? Measures = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumGroupSize = null);
 
 /// <summary>
 /// A key's authority as one document: usage authority (who may use the key with which attested app),
@@ -206,12 +274,13 @@ public static class KeyReleaseBinding
         => System.Text.Encoding.UTF8.GetBytes($"{keyId}\n{partyId}\n{keyVersion}\n{authorityVersion}\n{policyHash}");
 }
 
-/// <summary>The checks of a key-use request, in the order the KMS runs them; each refusal names one.</summary>
+/// <summary>
+/// The checks of a key-use request, in the order the KMS runs them; each refusal names one. (A request whose party
+/// signature does not verify never reaches them: it is answered 401 like any unauthenticated request.)
+/// </summary>
 [JsonConverter(typeof(JsonStringEnumConverter<KeyUseRefusal>))]
 public enum KeyUseRefusal
 {
-    /// <summary>The request's party signature is missing or wrong.</summary>
-    RequestNotAuthenticated,
     /// <summary>The evidence is malformed, or its platform is not configured at this KMS.</summary>
     EvidenceInvalid,
     /// <summary>The evidence signature does not chain to a trusted platform key (or it is simulated evidence and this KMS refuses simulation).</summary>
