@@ -171,10 +171,20 @@ public static class AdminVerbs
         var operators = new Option<string[]>("--operator") { Description = "A party that may change the policy (repeatable; default: every --usage party)." };
         var method = new Option<ChangeMethod>("--change-method") { Description = "Immutable, AllParties or Quorum.", DefaultValueFactory = _ => ChangeMethod.AllParties };
         var quorumOpt = new Option<int?>("--quorum") { Description = "With Quorum: how many operators must approve a change." };
-        var keyColumn = new Option<string>("--key-column") { Description = "Column the tables are joined on.", Required = true };
+        var keyColumn = new Option<string[]>("--key-column") { Description = "Column the tables are joined on (repeat for a multi-column key).", Required = true };
+        var computation = new Option<string>("--computation") { Description = "secure-match, data-integration or aggregate.", DefaultValueFactory = _ => "secure-match" };
+        var normalisation = new Option<KeyNormalisation>("--normalisation") { Description = "How keys are normalised before matching: None, Trim, LowerCase, TrimLowerCase.", DefaultValueFactory = _ => KeyNormalisation.None };
+        var joinKind = new Option<JoinKind>("--join-kind") { Description = "Inner, or Left / FullOuter for data-integration.", DefaultValueFactory = _ => JoinKind.Inner };
+        var released = new Option<string[]>("--released-column") { Description = "A column that may leave with joined rows (repeatable; default: all)." };
+        var groupBy = new Option<string[]>("--group-by") { Description = "aggregate: a group-by column (repeatable)." };
+        var measure = new Option<string[]>("--measure") { Description = "aggregate: FUNCTION[:COLUMN], e.g. Count or Sum:spend_eur (repeatable)." };
+        var k = new Option<int?>("--min-group-size") { Description = "aggregate: groups with fewer distinct rows of the other party are suppressed (k)." };
         var result = new Option<ResultKind>("--result") { Description = "MatchCount or JoinedRows.", DefaultValueFactory = _ => ResultKind.MatchCount };
         var recipient = new Option<string>("--recipient") { Description = "Party that receives the result.", Required = true };
-        var template = new Command("template", "Write a policy document from the parties' reference values (review it, then 'policy propose').") { usage, operators, method, quorumOpt, keyColumn, result, recipient };
+        var template = new Command("template", "Write a policy document from the parties' reference values (review it, then 'policy propose').")
+        {
+            usage, operators, method, quorumOpt, keyColumn, result, recipient, computation, normalisation, joinKind, released, groupBy, measure, k,
+        };
         template.SetAction(pr =>
         {
             try
@@ -189,7 +199,20 @@ public static class AdminVerbs
                     grants.Add(new UsageGrant(u[..eq], ProtocolJson.Parse<ReferenceValues>(File.ReadAllBytes(file), $"reference values '{file}'")));
                 }
                 var ops = pr.GetValue(operators) is { Length: > 0 } o ? o : grants.Select(g => g.PartyId).ToArray();
-                var policy = new AuthorityPolicy(grants, ops, pr.GetValue(method), new OutputPolicy("secure-match", pr.GetValue(keyColumn)!, pr.GetValue(result), pr.GetValue(recipient)!), pr.GetValue(quorumOpt));
+                var keys = pr.GetValue(keyColumn)!;
+                var measures = (pr.GetValue(measure) ?? []).Select(m =>
+                {
+                    var parts = m.Split(':', 2);
+                    return Enum.TryParse<AggregateFunction>(parts[0], ignoreCase: true, out var f)
+                        ? new AggregateMeasure(f, parts.Length > 1 ? parts[1] : null)
+                        : throw new ProtocolException("usage", $"--measure takes Count, Sum:COLUMN or Mean:COLUMN, not '{m}'.");
+                }).ToArray();
+                var output = new OutputPolicy(pr.GetValue(computation)!, keys[0], pr.GetValue(result), pr.GetValue(recipient)!,
+                    KeyColumns: keys.Length > 1 ? keys : null, Normalisation: pr.GetValue(normalisation), JoinKind: pr.GetValue(joinKind),
+                    ReleasedColumns: pr.GetValue(released) is { Length: > 0 } rc ? rc : null,
+                    GroupBy: pr.GetValue(groupBy) is { Length: > 0 } gb ? gb : null,
+                    Measures: measures.Length > 0 ? measures : null, MinimumGroupSize: pr.GetValue(k));
+                var policy = new AuthorityPolicy(grants, ops, pr.GetValue(method), output, pr.GetValue(quorumOpt));
                 Console.WriteLine(JsonSerializer.Serialize(policy, ProtocolJson.Indented));
                 return 0;
             }
@@ -327,7 +350,15 @@ public static class AdminVerbs
                 Markup.Escape(string.Join("\n", g.ReferenceValues.PlatformTests.Select(kv => $"{kv.Key} = {kv.Value}"))));
         AnsiConsole.Write(usage);
         AnsiConsole.MarkupLine($"[bold]Operators:[/] {Markup.Escape(string.Join(", ", p.Operators))}   [bold]Change method:[/] {p.ChangeMethod}");
-        AnsiConsole.MarkupLine($"[bold]Output:[/] {Markup.Escape(p.Output.Computation)} on '{Markup.Escape(p.Output.KeyColumn)}', releases {p.Output.Result} to {Markup.Escape(p.Output.Recipient)}");
+        var o = p.Output;
+        var extra = new List<string>();
+        if (o.Normalisation != KeyNormalisation.None) extra.Add($"keys {o.Normalisation}");
+        if (o.JoinKind != JoinKind.Inner) extra.Add($"{o.JoinKind} join");
+        if (o.ReleasedColumns is { } rc) extra.Add($"columns {string.Join(", ", rc)}");
+        if (o.GroupBy is { } gb) extra.Add($"by {string.Join(", ", gb)}");
+        if (o.Measures is { } ms) extra.Add(string.Join(", ", ms.Select(m => m.Column is null ? m.Function.ToString() : $"{m.Function}({m.Column})")));
+        if (o.MinimumGroupSize is { } kk) extra.Add($"k = {kk}");
+        AnsiConsole.MarkupLine($"[bold]Output:[/] {Markup.Escape(o.Computation)} on '{Markup.Escape(string.Join("', '", o.KeyColumns ?? [o.KeyColumn]))}', releases {o.Result} to {Markup.Escape(o.Recipient)}{Markup.Escape(extra.Count > 0 ? "; " + string.Join("; ", extra) : "")}");
     }
 
     private static void Show(KeyInfo k, bool json)

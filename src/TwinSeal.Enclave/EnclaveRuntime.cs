@@ -118,7 +118,7 @@ public sealed class EnclaveRuntime : IDisposable
         sw.Restart();
         var released = output.Rows is null ? [] : TableCsv.Write(output.Rows);
         timings["encode"] = sw.Elapsed.TotalMilliseconds;
-        var outcome = new ComputationOutcome(_bundle.App.Name, compute.Key.Policy.Output.Result, output.MatchCount, peer.Rows.Count, own.Rows.Count, manifest, timings);
+        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.MatchCount, peer.Rows.Count, own.Rows.Count, manifest, timings);
         return (Ok() with { Outcome = outcome }, released);
     }
 

@@ -253,7 +253,8 @@ public sealed class PartyHost : IAsyncDisposable
         var outcome = reply.Outcome!;
         foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;
         string? written = null;
-        if (outcome.Result == ResultKind.JoinedRows && cmd.OutputPath is not null)
+        // Whatever table the policy released (joined rows, aggregates) goes to the participant's file.
+        if (rows.Length > 0 && cmd.OutputPath is not null)
         {
             var sw = Stopwatch.StartNew();
             var full = Path.GetFullPath(cmd.OutputPath);

@@ -26,7 +26,7 @@ public sealed record AppOutput(long MatchCount, Table? Rows);
 /// <summary>An app that runs inside the isolated area. Implementations live in the measured app bundle.</summary>
 public interface IEnclaveApp
 {
-    /// <summary>Computation name as it appears in <see cref="OutputPolicy.Computation"/>.</summary>
+    /// <summary>The bundle's app name (it may serve several computations, chosen by <see cref="OutputPolicy.Computation"/>).</summary>
     string Name { get; }
 
     /// <summary>Runs the computation; throws <see cref="ProtocolException"/> for a request outside the output policy.</summary>

@@ -252,7 +252,7 @@ public sealed record SendTableResult(Guid DatasetId, long Rows, long CiphertextB
 public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath = null);
 
 /// <summary>The computation's released result.</summary>
-/// <param name="JoinedRowsPath">File the joined rows were written to, when the policy released rows.</param>
+/// <param name="JoinedRowsPath">File the released table (joined rows or aggregates) was written to, when the policy released one.</param>
 public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
 
 /// <summary>Milliseconds per named stage.</summary>

@@ -113,3 +113,38 @@ public sealed class RotationTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(after)).MatchCount);
     }
 }
+
+/// <summary>The other computations through real hosts and enclave processes: aggregates with k-suppression.</summary>
+public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    [Fact]
+    public async Task AggregatePolicy_ReleasesOnlyGroupsOfAtLeastK_ToTheRecipientsFile()
+    {
+        var key = (await f.Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("aggregates"))).KeyId;
+        var e1 = await f.Control1.GetAsync<EnclaveDescription>("/enclave");
+        var e2 = await f.Control2.GetAsync<EnclaveDescription>("/enclave");
+        var output = new OutputPolicy("aggregate", "email", ResultKind.Aggregates, "party2",
+            GroupBy: ["segment"], Measures: [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Sum, "spend_eur")], MinimumGroupSize: 5);
+        var policy = new AuthorityPolicy(
+            [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests)),
+             new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests))],
+            ["party1", "party2"], ChangeMethod.AllParties, output);
+        var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
+        await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
+        var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
+        var outFile = Path.Combine(f.Work, "aggregates.csv");
+
+        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers", outFile));
+
+        Assert.Equal(("aggregate", ResultKind.Aggregates), (result.Computation, result.Result));
+        var lines = await File.ReadAllLinesAsync(outFile, TestContext.Current.CancellationToken);
+        Assert.Equal("segment,count,sum(spend_eur),suppressed_groups", lines[0]);
+        // Every released group holds at least k rows, the released counts add up to the match count the enclave reports,
+        // and the last row only says how many groups were withheld.
+        var groups = lines[1..^1].Select(l => l.Split(',')).ToList();
+        var count = (string[] g) => int.Parse(g[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.All(groups, g => Assert.True(count(g) >= 5));
+        Assert.Equal(result.MatchCount, groups.Sum(count));
+        Assert.Matches("^,,,[0-9]+$", lines[^1]);
+    }
+}

@@ -1,0 +1,45 @@
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Apps;
+
+/// <summary>
+/// <c>data-integration</c>: a left join (every own row, with the other party's columns where the key matched) or a full
+/// outer join (also every unmatched row of the other party, after the own rows, with the own key columns filled from
+/// its key and the other own columns empty). Releases the joined rows, limited to the released columns;
+/// <see cref="AppOutput.MatchCount"/> is the number of matched row pairs.
+/// </summary>
+internal static class DataIntegration
+{
+    public static AppOutput Run(AppInput input)
+    {
+        var join = JoinSetup.Create(input);
+        var released = join.Schema.Project(input.Policy.ReleasedColumns);
+        var fullOuter = input.Policy.JoinKind == JoinKind.FullOuter;
+        var index = new KeyIndex(input.Peer, join.PeerKeys, join.Normalisation);
+        var peerMatched = fullOuter ? new bool[input.Peer.Rows.Count] : null;
+
+        long matches = 0;
+        var rows = new List<string[]>(input.Own.Rows.Count);
+        foreach (var own in input.Own.Rows)
+        {
+            if (!index.TryFind(JoinKeys.Of(own, join.OwnKeys, join.Normalisation), out var hit, out var count))
+            {
+                rows.Add(released.Row(own, null));
+                continue;
+            }
+            matches += count;
+            for (; hit >= 0; hit = index.Next(hit))
+            {
+                rows.Add(released.Row(own, input.Peer.Rows[hit]));
+                if (peerMatched is not null) peerMatched[hit] = true;
+            }
+        }
+        if (peerMatched is not null)
+        {
+            for (var i = 0; i < peerMatched.Length; i++)
+                if (!peerMatched[i]) rows.Add(released.Row(null, input.Peer.Rows[i]));
+        }
+        return new AppOutput(matches, new Table(released.Names, rows));
+    }
+}

@@ -1,0 +1,89 @@
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Apps;
+
+/// <summary>Where a joined column's cells come from.</summary>
+/// <param name="FromPeer">False: the own table; true: the other party's table.</param>
+/// <param name="Index">Column position in that table.</param>
+/// <param name="KeyOrdinal">For an own key column: its position in the key list (an outer join fills it from the other side's key when the own row is missing); otherwise -1.</param>
+internal readonly record struct JoinedColumn(string Name, bool FromPeer, int Index, int KeyOrdinal);
+
+/// <summary>
+/// The columns of a joined row: the own table's columns, then the other party's columns without its key columns.
+/// A peer column whose name is taken is prefixed with the peer's party id (repeatedly, until the name is free).
+/// Released columns, group-by columns and measure columns in the output policy use these names.
+/// </summary>
+internal sealed class JoinedSchema
+{
+    private readonly int[] _peerKeys;
+
+    private JoinedSchema(IReadOnlyList<JoinedColumn> columns, int[] peerKeys)
+    {
+        Columns = columns;
+        _peerKeys = peerKeys;
+    }
+
+    public IReadOnlyList<JoinedColumn> Columns { get; }
+
+    public IReadOnlyList<string> Names => Columns.Select(c => c.Name).ToList();
+
+    public static JoinedSchema Create(Table own, Table peer, int[] ownKeys, int[] peerKeys, string peerParty)
+    {
+        var cols = new List<JoinedColumn>(own.Columns.Count + peer.Columns.Count);
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < own.Columns.Count; i++)
+        {
+            taken.Add(own.Columns[i]);
+            cols.Add(new JoinedColumn(own.Columns[i], false, i, Array.IndexOf(ownKeys, i)));
+        }
+        for (var i = 0; i < peer.Columns.Count; i++)
+        {
+            if (Array.IndexOf(peerKeys, i) >= 0) continue;
+            var name = peer.Columns[i];
+            while (!taken.Add(name)) name = $"{peerParty}.{name}";
+            cols.Add(new JoinedColumn(name, true, i, -1));
+        }
+        return new JoinedSchema(cols, peerKeys);
+    }
+
+    /// <summary>The column named <paramref name="name"/>, or <c>schema-mismatch</c> naming the policy member that asked for it.</summary>
+    public JoinedColumn Find(string name, string usedAs)
+    {
+        foreach (var c in Columns)
+            if (string.Equals(c.Name, name, StringComparison.Ordinal)) return c;
+        throw new ProtocolException("schema-mismatch", $"The output policy's {usedAs} '{name}' is not a column of the joined rows (they have: {string.Join(", ", Columns.Select(c => c.Name))}).");
+    }
+
+    /// <summary>Only the released columns, in the policy's order (all columns when <paramref name="released"/> is null).</summary>
+    public JoinedSchema Project(IReadOnlyList<string>? released)
+        => released is null ? this : new JoinedSchema(released.Select(r => Find(r, "released column")).ToList(), _peerKeys);
+
+    /// <summary>One joined row; a missing side (outer join) gives empty cells, except that own key columns then show the other side's key.</summary>
+    public string[] Row(string[]? own, string[]? peer)
+    {
+        var row = new string[Columns.Count];
+        for (var i = 0; i < row.Length; i++) row[i] = Cell(Columns[i], own, peer);
+        return row;
+    }
+
+    /// <summary>One cell of a joined row.</summary>
+    public string Cell(JoinedColumn c, string[]? own, string[]? peer)
+    {
+        if (c.FromPeer) return peer is null ? "" : peer[c.Index];
+        if (own is not null) return own[c.Index];
+        return c.KeyOrdinal >= 0 && peer is not null ? peer[_peerKeys[c.KeyOrdinal]] : "";
+    }
+}
+
+/// <summary>What every join needs: the key positions on both sides, the normalisation and the joined columns.</summary>
+internal sealed record JoinSetup(int[] OwnKeys, int[] PeerKeys, KeyNormalisation Normalisation, JoinedSchema Schema)
+{
+    public static JoinSetup Create(AppInput input)
+    {
+        var keys = OutputPolicyCheck.KeyColumns(input.Policy);
+        var ownKeys = JoinKeys.Resolve(input.Own, keys, input.OwnParty);
+        var peerKeys = JoinKeys.Resolve(input.Peer, keys, input.PeerParty);
+        return new JoinSetup(ownKeys, peerKeys, input.Policy.Normalisation, JoinedSchema.Create(input.Own, input.Peer, ownKeys, peerKeys, input.PeerParty));
+    }
+}
