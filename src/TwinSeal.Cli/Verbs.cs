@@ -90,6 +90,13 @@ public static class Verbs
         return new Command("kms", "The key management service.") { serve };
     }
 
+    private static Option<string> TeeOption()
+    {
+        var tee = new Option<string>("--tee") { Description = "Evidence backend of the isolated area: sim (SIMULATED), amd-sev-snp or intel-tdx (configfs-tsm in a confidential guest), aws-nitro.", DefaultValueFactory = _ => "sim" };
+        tee.AcceptOnlyFromAmong("sim", "amd-sev-snp", "intel-tdx", "aws-nitro");
+        return tee;
+    }
+
     private static Option<bool> AcceptSimOption() => new("--accept-simulated-evidence") { Description = "Accept evidence from the SIMULATED TEE. Never in production." };
 
     private static Command PartyCommand()
@@ -106,6 +113,7 @@ public static class Verbs
 
         var sdir = new Option<string>("--dir") { Description = "The party folder.", Required = true };
         var device = new Option<string>("--device") { Description = "The simulated device folder of this party's isolated area.", Required = true };
+        var partyTee = TeeOption();
         var bundle = new Option<string>("--app-bundle") { Description = "App bundle to run in the isolated area.", DefaultValueFactory = _ => DefaultAppBundle };
         var kmsUrl = new Option<string?>("--kms-url") { Description = "HTTPS URL of the KMS." };
         var kmsFp = new Option<string?>("--kms-fingerprint") { Description = "SHA-256 fingerprint of the KMS certificate to pin." };
@@ -114,7 +122,7 @@ public static class Verbs
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
         var trust = new TrustOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim };
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
         trust.AddTo(serve);
         serve.Validators.Add(r =>
         {
@@ -139,6 +147,7 @@ public static class Verbs
                     AcceptSimulatedEvidence = pr.GetValue(acceptSim),
                 } : null,
                 Port = pr.GetValue(port),
+                Tee = pr.GetValue(partyTee)!,
                 Launch = SelfLaunch.Current(),
             };
             return await Guard(async () =>
@@ -157,9 +166,10 @@ public static class Verbs
     private static Command EnclaveCommand()
     {
         var device = new Option<string>("--device") { Description = "The simulated device folder (attestation key).", Required = true };
+        var tee = TeeOption();
         var bundle = new Option<string>("--app-bundle") { Description = "App bundle to measure and run.", DefaultValueFactory = _ => DefaultAppBundle };
-        var run = new Command("run", "Run the isolated area (SIMULATED TEE) on stdin/stdout; started by the party host.") { device, bundle };
-        run.SetAction(async (pr, ct) => await EnclaveRuntime.RunProcessAsync(new EnclaveOptions(Path.GetFullPath(pr.GetValue(device)!), Path.GetFullPath(pr.GetValue(bundle)!))));
+        var run = new Command("run", "Run the isolated area on stdin/stdout; started by the party host.") { device, bundle, tee };
+        run.SetAction(async (pr, ct) => await EnclaveRuntime.RunProcessAsync(new EnclaveOptions(Path.GetFullPath(pr.GetValue(device)!), Path.GetFullPath(pr.GetValue(bundle)!), pr.GetValue(tee)!)));
         var mbundle = new Option<string>("--app-bundle") { Description = "App bundle to measure.", DefaultValueFactory = _ => DefaultAppBundle };
         var measure = new Command("measure", "Print an app bundle's measurement (the reference value to register).") { mbundle };
         measure.SetAction(pr => GuardSync(() =>

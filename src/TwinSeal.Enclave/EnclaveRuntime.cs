@@ -7,9 +7,10 @@ using TwinSeal.Protocol.Apps;
 namespace TwinSeal.Enclave;
 
 /// <summary>Where the isolated area finds its platform and app.</summary>
-/// <param name="DeviceDirectory">The simulated device's attestation key and certificate.</param>
+/// <param name="DeviceDirectory">The simulated device's attestation key and certificate (with <c>sim</c>).</param>
 /// <param name="AppBundleDirectory">The app bundle to measure and run.</param>
-public sealed record EnclaveOptions(string DeviceDirectory, string AppBundleDirectory);
+/// <param name="Tee">Evidence backend: <c>sim</c> (default), <c>amd-sev-snp</c> or <c>intel-tdx</c> (Linux configfs-tsm in the guest), <c>aws-nitro</c> (/dev/nsm).</param>
+public sealed record EnclaveOptions(string DeviceDirectory, string AppBundleDirectory, string Tee = "sim");
 
 /// <summary>
 /// The isolated-area process (SIMULATED TEE): measures and loads the app, runs the platform self-tests, makes an
@@ -31,7 +32,7 @@ public sealed class EnclaveRuntime : IDisposable
     {
         _bundle = AppBundle.Load(options.AppBundleDirectory);
         _tests = PlatformSelfTests.Run();
-        _source = new SimEvidenceSource(SimAttester.Load(options.DeviceDirectory), clock ?? TimeProvider.System);
+        _source = CreateSource(options, clock ?? TimeProvider.System);
         _evidence = new EvidenceAcquisition(_source, _bundle, _tests, _keyPair.PublicKey);
         _encryption = new EncryptionUnit(_keyPair);
     }
@@ -61,6 +62,16 @@ public sealed class EnclaveRuntime : IDisposable
             await EnclaveFrame.WriteAsync(output, ProtocolJson.Canonical(reply), new MemoryStream(body), body.Length, ct).ConfigureAwait(false);
         }
     }
+
+    private static IEvidenceSource CreateSource(EnclaveOptions options, TimeProvider clock) => options.Tee switch
+    {
+        "sim" => new SimEvidenceSource(SimAttester.Load(options.DeviceDirectory), clock),
+        "amd-sev-snp" or "intel-tdx" => Directory.Exists(Hardware.ConfigfsTsmEvidenceSource.DefaultReportRoot)
+            ? new Hardware.ConfigfsTsmEvidenceSource(options.Tee)
+            : throw new InvalidOperationException($"{options.Tee} evidence needs Linux configfs-tsm ({Hardware.ConfigfsTsmEvidenceSource.DefaultReportRoot}); this machine is not such a confidential guest."),
+        "aws-nitro" => new Hardware.NitroNsmEvidenceSource(),
+        _ => throw new InvalidOperationException($"Unknown TEE backend '{options.Tee}' (sim, amd-sev-snp, intel-tdx, aws-nitro)."),
+    };
 
     private static EnclaveReply Fail(string code, string message) => new(false, new EnclaveError(code, message), null, null, null, null, null);
 

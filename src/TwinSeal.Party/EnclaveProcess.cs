@@ -32,9 +32,9 @@ public sealed class EnclaveProcess : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <summary>Starts <c>twinseal enclave run</c> with the given device and app bundle.</summary>
-    public static async Task<EnclaveProcess> StartAsync(SelfLaunch launch, string deviceDirectory, string appBundleDirectory)
+    public static async Task<EnclaveProcess> StartAsync(SelfLaunch launch, string deviceDirectory, string appBundleDirectory, string tee = "sim")
     {
-        var psi = launch.StartInfo(["enclave", "run", "--device", deviceDirectory, "--app-bundle", appBundleDirectory]);
+        var psi = launch.StartInfo(["enclave", "run", "--device", deviceDirectory, "--app-bundle", appBundleDirectory, "--tee", tee]);
         var process = Process.Start(psi) ?? throw new InvalidOperationException("The isolated area process did not start.");
         var enclave = new EnclaveProcess(process);
         // The first command doubles as a readiness check and surfaces start-up failures with the enclave's own words.

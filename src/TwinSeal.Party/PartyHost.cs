@@ -22,6 +22,8 @@ public sealed class PartyHostOptions
     public required string DeviceDirectory { get; init; }
     /// <summary>The app bundle the isolated area measures and runs.</summary>
     public required string AppBundleDirectory { get; init; }
+    /// <summary>Evidence backend of the isolated area: <c>sim</c> (default), <c>amd-sev-snp</c>, <c>intel-tdx</c>, <c>aws-nitro</c>.</summary>
+    public string Tee { get; init; } = "sim";
     /// <summary>The KMS to use; null when this host runs the KMS itself (<see cref="HostedKms"/>).</summary>
     public ServiceEndpoint? Kms { get; init; }
     /// <summary>Set to run the KMS inside this party's device.</summary>
@@ -71,7 +73,7 @@ public sealed class PartyHost : IAsyncDisposable
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
         var identity = PartyIdentity.Load(options.PartyDirectory);
-        var enclave = await EnclaveProcess.StartAsync(options.Launch, options.DeviceDirectory, options.AppBundleDirectory).ConfigureAwait(false);
+        var enclave = await EnclaveProcess.StartAsync(options.Launch, options.DeviceDirectory, options.AppBundleDirectory, options.Tee).ConfigureAwait(false);
         var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
         var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, MaxDatasetBytes);
         KmsService? hostedKms = null;
