@@ -146,7 +146,7 @@ public sealed class EnclaveRuntime : IDisposable
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
-            Console.Error.WriteLine($"twinseal enclave (SIMULATED TEE): cannot start: {e.Message}");
+            Console.Error.WriteLine($"twinseal enclave ({(options.Tee == "sim" ? "SIMULATED TEE" : options.Tee)}): cannot start: {e.Message}");
             return 2;
         }
         using (runtime)
