@@ -5,6 +5,15 @@ namespace TwinSeal.Cli.Demo;
 /// <summary>Prints the demo summary for people.</summary>
 public static class DemoReport
 {
+    /// <summary>How many rows a stage moved, for its rows/s figure (0 where rows/s means nothing, e.g. key release).</summary>
+    public static long RowsThrough(string stage, DemoSummary s) => stage switch
+    {
+        "generate data" or "S10–S12 data loading" or "party2.compute" => 2L * s.Rows,
+        "party1.encrypt" or "party1.send" or "party2.decrypt" or "party2.verify" => s.Rows,
+        "party2.encode" or "party2.write" => Math.Max(s.Matched, 0),
+        _ => 0,
+    };
+
     /// <summary>Prints result, refusals and stage timings.</summary>
     public static void Print(DemoSummary s)
     {
@@ -18,8 +27,13 @@ public static class DemoReport
         foreach (var r in s.Refusals)
             attacks.AddRow(Markup.Escape(r.Attack), r.Refused ? "[green]refused[/]" : "[red]NOT REFUSED[/]", Markup.Escape($"{r.Code}: {r.Reason}"));
         AnsiConsole.Write(attacks);
-        var stages = new Table().Title("Time per stage").AddColumn("stage").AddColumn(new TableColumn("ms").RightAligned());
-        foreach (var (k, v) in s.StageMilliseconds) stages.AddRow(Markup.Escape(k), v.ToString("N1", System.Globalization.CultureInfo.InvariantCulture));
+        var stages = new Table().Title("Time per stage").AddColumn("stage").AddColumn(new TableColumn("ms").RightAligned()).AddColumn(new TableColumn("rows/s").RightAligned());
+        foreach (var (k, v) in s.StageMilliseconds)
+        {
+            var rows = RowsThrough(k, s);
+            var rate = rows > 0 && v > 0 ? (rows / (v / 1000.0)).ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "";
+            stages.AddRow(Markup.Escape(k), v.ToString("N1", System.Globalization.CultureInfo.InvariantCulture), rate);
+        }
         AnsiConsole.Write(stages);
         AnsiConsole.MarkupLine(s.Audit.Valid ? $"[bold]Audit log:[/] hash chain of {s.Audit.Records} records verifies" : $"[red]Audit log:[/] {Markup.Escape(s.Audit.Problem ?? "not verified")}");
         AnsiConsole.MarkupLine(s.Success ? "[green bold]Everything behaved.[/]" : "[red bold]Something did not behave; see above.[/]");
