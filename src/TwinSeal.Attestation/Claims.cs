@@ -38,6 +38,22 @@ public interface IEvidenceVerifier
     NormalisedClaims Verify(Evidence evidence);
 }
 
+/// <summary>The checks every verifier makes before it parses anything.</summary>
+public static class EvidenceEnvelope
+{
+    /// <summary>Refuses evidence for another platform, an empty document, or one over <paramref name="maxBytes"/>, naming <paramref name="what"/>.</summary>
+    public static void Check(Evidence evidence, string platform, string what, int maxBytes)
+    {
+        ArgumentNullException.ThrowIfNull(evidence);
+        if (!string.Equals(evidence.Platform, platform, StringComparison.Ordinal))
+            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"evidence is for platform '{evidence.Platform}', this verifier accepts '{platform}'");
+        if (evidence.Document is null || evidence.Document.Length == 0)
+            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"{what} is empty");
+        if (evidence.Document.Length > maxBytes)
+            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"{what} is {evidence.Document.Length} bytes, the limit is {maxBytes}");
+    }
+}
+
 /// <summary>Binding of the enclave's ephemeral public key and the KMS nonce into the evidence (report data).</summary>
 public static class ReportDataBinding
 {

@@ -67,13 +67,7 @@ public sealed class AwsNitroVerifier : IEvidenceVerifier
     /// <inheritdoc />
     public NormalisedClaims Verify(Evidence evidence)
     {
-        ArgumentNullException.ThrowIfNull(evidence);
-        if (!string.Equals(evidence.Platform, PlatformTag, StringComparison.Ordinal))
-            throw Invalid($"evidence is for platform '{evidence.Platform}', this verifier accepts '{PlatformTag}'");
-        if (evidence.Document is null || evidence.Document.Length == 0)
-            throw Invalid("attestation document is empty");
-        if (evidence.Document.Length > MaxEvidenceBytes)
-            throw Invalid($"attestation document is {evidence.Document.Length} bytes, the limit is {MaxEvidenceBytes}");
+        EvidenceEnvelope.Check(evidence, PlatformTag, "attestation document", MaxEvidenceBytes);
 
         var message = DecodeCose(evidence.Document);
         var document = AwsNitroDocument.Decode(message.Content!.Value);

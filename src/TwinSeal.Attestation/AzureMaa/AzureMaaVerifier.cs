@@ -95,13 +95,7 @@ public sealed class AzureMaaVerifier : IEvidenceVerifier
     /// <inheritdoc />
     public NormalisedClaims Verify(Evidence evidence)
     {
-        ArgumentNullException.ThrowIfNull(evidence);
-        if (!string.Equals(evidence.Platform, PlatformTag, StringComparison.Ordinal))
-            throw Invalid($"evidence is for platform '{evidence.Platform}', this verifier accepts '{PlatformTag}'");
-        if (evidence.Document is null || evidence.Document.Length == 0)
-            throw Invalid("MAA token is empty");
-        if (evidence.Document.Length > MaxEvidenceBytes)
-            throw Invalid($"MAA token is {evidence.Document.Length} bytes, the limit is {MaxEvidenceBytes}");
+        EvidenceEnvelope.Check(evidence, PlatformTag, "MAA token", MaxEvidenceBytes);
 
         var compact = ReadCompact(evidence.Document);
         var token = Parse(compact);

@@ -72,8 +72,7 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
     /// <inheritdoc />
     public NormalisedClaims Verify(Evidence evidence)
     {
-        if (evidence.Document.Length is 0 or > MaxEvidenceBytes)
-            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence document is empty or too large");
+        EvidenceEnvelope.Check(evidence, SimClaims.PlatformTag, "evidence document", MaxEvidenceBytes);
         CoseSign1Message msg;
         try
         {
