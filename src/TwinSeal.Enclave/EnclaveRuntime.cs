@@ -84,7 +84,7 @@ public sealed class EnclaveRuntime : IDisposable
             case DescribeEnclave:
                 return (Ok() with { Description = new EnclaveDescription(_source.Platform, _source.Simulated, _bundle.Measurement, _tests, _bundle.App.Name, _keyPair.PublicKey) }, []);
             case LoadTable load:
-                return (Ok() with { Loaded = _storage.Load(load.Table, body) }, []);
+                return (Ok() with { Loaded = await TableLoader.LoadAsync(_storage, load, body).ConfigureAwait(false) }, []);
             case Attest attest:
                 return (Ok() with { Evidence = _evidence.Attest(attest.Nonce) }, []);
             case EncryptTable enc:

@@ -78,12 +78,24 @@ public sealed class TableStorage
     /// <summary>Parses and stores a table under <paramref name="name"/>, replacing any table of that name.</summary>
     public LoadTableResult Load(string name, byte[] csv)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-            throw new ProtocolException("bad-table-name", "A table name is 1–64 letters, digits, '-' or '_'.");
-        var table = TableCsv.Parse(csv, $"table '{name}'");
+        ValidateName(name);
+        return Store(name, TableCsv.Parse(csv, $"table '{name}'"), csv);
+    }
+
+    /// <summary>Stores a table already parsed from <paramref name="csv"/> (its exact CSV form, which is what gets encrypted).</summary>
+    public LoadTableResult Store(string name, Table table, byte[] csv)
+    {
+        ValidateName(name);
         var sha = TableCsv.Sha256(csv);
         _tables[name] = (table, csv, sha);
         return new LoadTableResult(name, table.Rows.Count, table.Columns, sha);
+    }
+
+    /// <summary>Throws <c>bad-table-name</c> unless <paramref name="name"/> is 1–64 letters, digits, '-' or '_'.</summary>
+    public static void ValidateName(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            throw new ProtocolException("bad-table-name", "A table name is 1–64 letters, digits, '-' or '_'.");
     }
 
     /// <summary>A stored table; throws if it was never loaded.</summary>

@@ -161,8 +161,10 @@ public sealed class PartyHost : IAsyncDisposable
         g.MapGet("/audit/verify", async () => Results.Json(await host().Kms.VerifyAuditAsync(), ProtocolJson.Options));
         g.MapPut("/tables/{name}", async (HttpRequest req, string name) =>
         {
-            var csv = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
-            var (reply, _) = await host()._enclave.CallAsync(new LoadTable(name), csv);
+            // CSV or Parquet, with an optional expected schema and skipBadRows: see TableLoadRequest for the query.
+            var load = TableLoadRequest.From(name, req);
+            var file = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
+            var (reply, _) = await host()._enclave.CallAsync(load, file);
             return Results.Json(reply.Loaded, ProtocolJson.Options);
         });
         g.MapPost("/send", async (HttpRequest req) =>
@@ -261,7 +263,8 @@ public sealed class PartyHost : IAsyncDisposable
             var sw = Stopwatch.StartNew();
             var full = Path.GetFullPath(cmd.OutputPath);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            await WriteDurablyAsync(full, rows).ConfigureAwait(false);
+            // The enclave releases CSV; a .parquet output file gets the same rows as Parquet (TableOutput).
+            await WriteDurablyAsync(full, await Enclave.TableOutput.EncodeAsync(full, rows).ConfigureAwait(false)).ConfigureAwait(false);
             written = full;
             timings["write"] = sw.Elapsed.TotalMilliseconds;
         }

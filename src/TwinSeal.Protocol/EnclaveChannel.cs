@@ -18,8 +18,17 @@ public abstract record EnclaveCommand;
 /// <summary>Report platform, measurement, test results and the ephemeral public key.</summary>
 public sealed record DescribeEnclave : EnclaveCommand;
 
-/// <summary>S11–S12: store the CSV in the frame body as table <paramref name="Table"/>.</summary>
-public sealed record LoadTable(string Table) : EnclaveCommand;
+/// <summary>S11–S12: store the file in the frame body (CSV or Parquet) as table <paramref name="Table"/>. Unset optional members are left out of the JSON.</summary>
+/// <param name="Format">The body's format (default CSV).</param>
+/// <param name="Schema">Expected columns in order, with optional types; null accepts the file's own schema. A mismatch is refused naming the first differing column.</param>
+/// <param name="SkipBadRows">Skip rows that fail the checks instead of refusing the whole load; the count and the first positions are reported.</param>
+/// <param name="Source">The participant's file name, used in messages only.</param>
+public sealed record LoadTable(
+    string Table,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] TableFormat Format = TableFormat.Csv,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ColumnSpec>? Schema = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool SkipBadRows = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Source = null) : EnclaveCommand;
 
 /// <summary>S15–S16: produce evidence binding <paramref name="Nonce"/> and the ephemeral public key.</summary>
 public sealed record Attest(byte[] Nonce) : EnclaveCommand;

@@ -238,8 +238,15 @@ public sealed record ProposeCommand(string KeyId, int BaseVersion, AuthorityPoli
 /// <summary>Approves a proposal on behalf of this party.</summary>
 public sealed record ApproveCommand(string KeyId, string ProposalId, string ProposalHash);
 
-/// <summary>Loads a CSV table into the isolated area's storage (S10–S12). The CSV is the request body.</summary>
-public sealed record LoadTableResult(string Table, long Rows, IReadOnlyList<string> Columns, string Sha256);
+/// <summary>A table loaded into the isolated area's storage (S10–S12) from a CSV or Parquet file (the request body).</summary>
+/// <param name="Rows">Rows stored (bad rows skipped are not counted).</param>
+/// <param name="Sha256">Lower-case hex SHA-256 of the CSV the isolated area holds, and would encrypt: the loaded bytes themselves for a CSV loaded without skipping, otherwise the CSV re-encoding of the stored table.</param>
+/// <param name="Format">The format the file was read as.</param>
+/// <param name="SkippedRows">Bad rows skipped (only when the load asked for skipping).</param>
+/// <param name="Skipped">Where the first skipped rows were (at most 10), and why; never a cell value.</param>
+/// <param name="SourceSha256">Lower-case hex SHA-256 of the loaded file's bytes.</param>
+public sealed record LoadTableResult(string Table, long Rows, IReadOnlyList<string> Columns, string Sha256,
+    TableFormat Format = TableFormat.Csv, long SkippedRows = 0, IReadOnlyList<BadRow>? Skipped = null, string? SourceSha256 = null);
 
 /// <summary>Sender side of a round (S13–S25): attest, get the key, encrypt the table, send it to the peer.</summary>
 public sealed record SendTableCommand(string KeyId, string Table, string PeerUrl, string PeerFingerprint);

@@ -1,0 +1,263 @@
+using System.Buffers.Text;
+using System.Globalization;
+using nietras.SeparatedValues;
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+
+namespace TwinSeal.Enclave;
+
+/// <summary>
+/// Loads a participant's file into the isolated area's <see cref="TableStorage"/> (S10–S12): CSV (Sep) or Parquet
+/// (Parquet.Net, see <see cref="TableParquet"/>), checked against the expected schema when the load command carries
+/// one, with bad rows refused (naming the file or table, the line or row group and row, and the column) or, when the
+/// command asks for it, skipped and counted. No message carries a cell value.
+/// </summary>
+/// <remarks>
+/// Whatever the input format, the table is stored as CSV: a CSV loaded without skipping is stored byte for byte (its
+/// SHA-256 is that of the file); a Parquet file, or a CSV with skipped rows, is stored as the <see cref="TableCsv.Write"/>
+/// encoding of the rows kept. That CSV is what the encryption unit encrypts and the manifest describes.
+/// </remarks>
+public static class TableLoader
+{
+    /// <summary>How many skipped rows are listed in <see cref="LoadTableResult.Skipped"/>.</summary>
+    public const int ReportedBadRows = 10;
+
+    /// <summary>Reads, checks and stores the file in <paramref name="body"/> as <see cref="LoadTable.Table"/>.</summary>
+    /// <exception cref="ProtocolException">
+    /// <c>bad-table-name</c>, <c>bad-schema</c> (the expected schema itself is unusable), <c>schema-mismatch</c>,
+    /// <c>bad-csv</c> or <c>bad-parquet</c> (malformed file or bad row).
+    /// </exception>
+    public static async Task<LoadTableResult> LoadAsync(TableStorage storage, LoadTable command, byte[] body, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(body);
+        var name = command.Table;
+        // Checked before the file is read.
+        TableStorage.ValidateName(name);
+        var what = Describe(command);
+        var schema = CheckExpectedSchema(command.Schema, what);
+        var log = new BadRowLog(what, command.Format == TableFormat.Parquet ? "bad-parquet" : "bad-csv", command.SkipBadRows);
+        byte[] stored;
+        Protocol.Apps.Table table;
+        switch (command.Format)
+        {
+            case TableFormat.Csv:
+                {
+                    if (TableParquet.LooksLikeParquet(body))
+                        throw new ProtocolException("bad-csv", $"{what}: this is a Parquet file; load it with the format 'parquet'.");
+                    table = CheckCsv(body, what, schema, log);
+                    stored = log.Count == 0 ? body : TableCsv.Write(table);
+                    break;
+                }
+            case TableFormat.Parquet:
+                table = await TableParquet.ReadAsync(body, what, schema, log, ct).ConfigureAwait(false);
+                stored = TableCsv.Write(table);
+                break;
+            default:
+                throw new ProtocolException("unsupported-format", $"{what}: the format must be csv or parquet.");
+        }
+        // Parsed once: the checked table is stored as is, with the CSV form that will be encrypted.
+        var loaded = storage.Store(name, table, stored);
+        return loaded with
+        {
+            Format = command.Format,
+            SkippedRows = log.Count,
+            Skipped = log.Count == 0 ? null : log.First,
+            SourceSha256 = ReferenceEquals(stored, body) ? loaded.Sha256 : TableCsv.Sha256(body),
+        };
+    }
+
+    /// <summary>How messages name the loaded file: <c>file 'x.csv' (table 't')</c>, or <c>table 't'</c> without a file name.</summary>
+    public static string Describe(LoadTable command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return command.Source is { Length: > 0 } source ? $"file '{source}' (table '{command.Table}')" : $"table '{command.Table}'";
+    }
+
+    /// <summary>Checks the expected schema itself: names non-empty and unique, types known (normalised to lower case).</summary>
+    internal static IReadOnlyList<ColumnSpec>? CheckExpectedSchema(IReadOnlyList<ColumnSpec>? schema, string what)
+    {
+        if (schema is null) return null;
+        if (schema.Count == 0) throw new ProtocolException("bad-schema", $"{what}: the expected schema names no column.");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var normalised = new ColumnSpec[schema.Count];
+        for (var i = 0; i < schema.Count; i++)
+        {
+            var spec = schema[i] ?? throw new ProtocolException("bad-schema", $"{what}: expected column {i + 1} is null.");
+            if (string.IsNullOrWhiteSpace(spec.Name)) throw new ProtocolException("bad-schema", $"{what}: expected column {i + 1} has an empty name.");
+            if (!seen.Add(spec.Name)) throw new ProtocolException("bad-schema", $"{what}: the expected schema names column '{spec.Name}' twice.");
+            var type = spec.Type?.ToLowerInvariant();
+            if (type is not null && !ColumnTypes.All.Contains(type))
+                throw new ProtocolException("bad-schema", $"{what}: expected column '{spec.Name}' has the unknown type '{spec.Type}' (known: {string.Join(", ", ColumnTypes.All)}).");
+            normalised[i] = spec with { Type = type };
+        }
+        return normalised;
+    }
+
+    /// <summary>Checks a file's column names: none empty, none repeated.</summary>
+    internal static void CheckColumnNames(IReadOnlyList<string> columns, string what, string code, string where)
+    {
+        if (columns.Count == 0 || columns.Any(string.IsNullOrWhiteSpace))
+            throw new ProtocolException(code, $"{what}: {where} has an empty column name.");
+        var dup = columns.GroupBy(c => c, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ProtocolException(code, $"{what}: column '{dup.Key}' appears twice in {where}.");
+    }
+
+    /// <summary>
+    /// Compares the file's schema with the expected one, column by column in order; the first difference (name, type,
+    /// or a column missing or extra) is refused as <c>schema-mismatch</c> naming that column.
+    /// </summary>
+    /// <param name="fileTypes">The file's column types (Parquet), or null for an untyped file (CSV: types are checked per cell).</param>
+    internal static void CompareSchema(IReadOnlyList<string> fileColumns, IReadOnlyList<string>? fileTypes, IReadOnlyList<ColumnSpec> expected, string what)
+    {
+        for (var i = 0; i < Math.Max(fileColumns.Count, expected.Count); i++)
+        {
+            if (i >= fileColumns.Count)
+                throw Mismatch($"{what}: the file has {fileColumns.Count} column(s), the schema expects {expected.Count}: column {i + 1} '{expected[i].Name}' is missing.");
+            if (i >= expected.Count)
+                throw Mismatch($"{what}: the file has {fileColumns.Count} columns, the schema expects {expected.Count}: column {i + 1} '{fileColumns[i]}' is not in the schema.");
+            if (!string.Equals(fileColumns[i], expected[i].Name, StringComparison.Ordinal))
+            {
+                var at = fileColumns.IndexOf(expected[i].Name);
+                var hint = at >= 0 ? $" (the file has '{expected[i].Name}' as column {at + 1})" : "";
+                throw Mismatch($"{what}: column {i + 1} is '{fileColumns[i]}' in the file, the schema expects '{expected[i].Name}'{hint}.");
+            }
+            if (fileTypes is not null && expected[i].Type is { } type && !string.Equals(fileTypes[i], type, StringComparison.Ordinal))
+                throw Mismatch($"{what}: column {i + 1} '{fileColumns[i]}' is {fileTypes[i]} in the file, the schema expects {type}.");
+        }
+
+        static ProtocolException Mismatch(string message) => new("schema-mismatch", message);
+    }
+
+    private static int IndexOf(this IReadOnlyList<string> list, string value)
+    {
+        for (var i = 0; i < list.Count; i++)
+            if (string.Equals(list[i], value, StringComparison.Ordinal)) return i;
+        return -1;
+    }
+
+    /// <summary>
+    /// One pass over the CSV with the same Sep settings as <see cref="TableCsv.Parse"/>: header, schema, column counts,
+    /// cell types and required cells. Returns the table of the rows kept (all of them unless bad rows are skipped).
+    /// </summary>
+    private static Table CheckCsv(byte[] csv, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log)
+    {
+        if (csv.Length == 0) throw new ProtocolException("bad-csv", $"{what}: the CSV is empty (a header row is required).");
+        try
+        {
+            using var reader = Sep.Reader(o => o with { Sep = new Sep(','), Unescape = true, DisableColCountCheck = true, HasHeader = false })
+                .From(new MemoryStream(csv, writable: false));
+            if (!reader.MoveNext()) throw new ProtocolException("bad-csv", $"{what}: the CSV has no header row.");
+            var header = reader.Current;
+            var columns = new string[header.ColCount];
+            for (var i = 0; i < columns.Length; i++) columns[i] = header[i].ToString();
+            CheckColumnNames(columns, what, "bad-csv", "the header row");
+            if (schema is not null) CompareSchema(columns, null, schema, what);
+            var kept = new List<string[]>();
+            foreach (var row in reader)
+            {
+                var line = row.LineNumberFrom;
+                if (row.ColCount != columns.Length)
+                {
+                    var reason = $"{row.ColCount} column(s), the header has {columns.Length}";
+                    log.Add(row.ColCount < columns.Length
+                        ? new BadRow(reason, Line: line, Column: columns[row.ColCount])
+                        : new BadRow(reason, Line: line));
+                    continue;
+                }
+                var bad = false;
+                if (schema is not null)
+                {
+                    for (var c = 0; c < columns.Length && !bad; c++)
+                    {
+                        if (CellTypes.Problem(schema[c], row[c].Span) is { } problem)
+                        {
+                            log.Add(new BadRow(problem, Line: line, Column: columns[c]));
+                            bad = true;
+                        }
+                    }
+                }
+                if (bad) continue;
+                var cells = new string[columns.Length];
+                for (var c = 0; c < cells.Length; c++) cells[c] = row[c].ToString();
+                kept.Add(cells);
+            }
+            return new Table(columns, kept);
+        }
+        catch (InvalidDataException e)
+        {
+            // Sep's messages name the position, never a cell.
+            throw new ProtocolException("bad-csv", $"{what}: {e.Message}");
+        }
+    }
+}
+
+/// <summary>Collects bad rows: refuses the load at the first one, or counts them and keeps the first few positions.</summary>
+internal sealed class BadRowLog(string what, string code, bool skip)
+{
+    private readonly List<BadRow> _first = [];
+
+    public long Count { get; private set; }
+
+    public IReadOnlyList<BadRow> First => _first;
+
+    public void Add(BadRow bad)
+    {
+        if (!skip) throw new ProtocolException(code, $"{what}: {Describe(bad)}.");
+        Count++;
+        if (_first.Count < TableLoader.ReportedBadRows) _first.Add(bad);
+    }
+
+    /// <summary>E.g. <c>line 4, column 'amount': not a decimal</c>, or <c>row group 1, row 17 (from 0), column 'id': empty, but the column is required</c>.</summary>
+    public static string Describe(BadRow bad)
+    {
+        var where = bad.Line is { } line ? $"line {line}" : $"row group {bad.RowGroup}, row {bad.Row} (both from 0)";
+        var column = bad.Column is null ? "" : $", column '{bad.Column}'";
+        return $"{where}{column}: {bad.Reason}";
+    }
+}
+
+/// <summary>The text forms of <see cref="ColumnTypes"/>: how CSV cells are checked, and how Parquet values are written as cells.</summary>
+public static class CellTypes
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+    private static readonly string[] TimestampFormats = ["yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd' 'HH:mm:ss.FFFFFFFK"];
+    private static readonly string[] TimeFormats = ["HH:mm:ss.FFFFFFF"];
+
+    /// <summary>Text form of a Parquet timestamp: ISO 8601, trailing zero fractions dropped, <c>Z</c> when adjusted to UTC.</summary>
+    public const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK";
+    /// <summary>Text form of a Parquet date.</summary>
+    public const string DateFormat = "yyyy-MM-dd";
+    /// <summary>Text form of a Parquet time of day.</summary>
+    public const string TimeFormat = "HH:mm:ss.FFFFFFF";
+
+    /// <summary>The reason given for an empty cell (or Parquet null) in a required column.</summary>
+    public const string RequiredButEmpty = "empty, but the column is required";
+
+    /// <summary>Why a cell does not fit its expected column (null when it does). An empty cell fits unless the column is required.</summary>
+    public static string? Problem(ColumnSpec spec, ReadOnlySpan<char> cell)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (cell.IsEmpty) return spec.Required ? RequiredButEmpty : null;
+        return spec.Type is null || Accepts(spec.Type, cell) ? null : $"not {Article(spec.Type)} {spec.Type}";
+    }
+
+    /// <summary>Whether a non-empty cell is a valid text form of <paramref name="type"/> (a <see cref="ColumnTypes"/> name).</summary>
+    public static bool Accepts(string type, ReadOnlySpan<char> s) => type switch
+    {
+        ColumnTypes.String => true,
+        ColumnTypes.Int => long.TryParse(s, NumberStyles.AllowLeadingSign, Invariant, out _) || ulong.TryParse(s, NumberStyles.None, Invariant, out _),
+        ColumnTypes.Decimal => decimal.TryParse(s, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint, Invariant, out _),
+        ColumnTypes.Double => double.TryParse(s, NumberStyles.Float, Invariant, out _),
+        ColumnTypes.Bool => s.Equals("true", StringComparison.OrdinalIgnoreCase) || s.Equals("false", StringComparison.OrdinalIgnoreCase),
+        ColumnTypes.Date => DateOnly.TryParseExact(s, DateFormat, Invariant, DateTimeStyles.None, out _),
+        ColumnTypes.Timestamp => DateTime.TryParseExact(s, TimestampFormats, Invariant, DateTimeStyles.RoundtripKind, out _),
+        ColumnTypes.Time => TimeOnly.TryParseExact(s, TimeFormats, Invariant, DateTimeStyles.None, out _),
+        ColumnTypes.Uuid => Guid.TryParseExact(s, "D", out _),
+        ColumnTypes.Binary => Base64.IsValid(s),
+        _ => false,
+    };
+
+    private static string Article(string type) => type == ColumnTypes.Int ? "an" : "a";
+}
