@@ -253,6 +253,135 @@ public static class DatasetStream
     }
 
     /// <summary>
+    /// Encrypts a dataset held in memory: the same format as <see cref="EncryptAsync"/>, but every segment is sealed
+    /// straight from <paramref name="plaintext"/> into the returned array, with no intermediate buffer or copy.
+    /// </summary>
+    /// <exception cref="ArgumentException">The header has an out-of-range segment size or key version, or an unusable key id.</exception>
+    public static byte[] Encrypt(DataKey key, DatasetStreamHeader header, ReadOnlySpan<byte> plaintext)
+        => EncryptWithRandomness(key, header, plaintext, RandomNumberGenerator.GetBytes(SaltLength), RandomNumberGenerator.GetBytes(NoncePrefixLength));
+
+    /// <summary>
+    /// <see cref="Encrypt(DataKey, DatasetStreamHeader, ReadOnlySpan{byte})"/> into a caller's buffer of exactly
+    /// <see cref="CiphertextLength"/> bytes, so repeated encryptions need no new memory.
+    /// </summary>
+    public static void Encrypt(DataKey key, DatasetStreamHeader header, ReadOnlySpan<byte> plaintext, Span<byte> destination)
+        => EncryptInto(key, header, plaintext, destination, RandomNumberGenerator.GetBytes(SaltLength), RandomNumberGenerator.GetBytes(NoncePrefixLength));
+
+    /// <summary>The exact size of the encrypted form of <paramref name="plaintextLength"/> bytes under <paramref name="header"/>.</summary>
+    public static long CiphertextLength(DatasetStreamHeader header, long plaintextLength)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        var headerLength = HeaderLength(StrictUtf8.GetByteCount(header.KeyId));
+        return headerLength + plaintextLength + SegmentCount(header.SegmentSize, plaintextLength) * TagLength;
+    }
+
+    // As the streaming writer: an empty dataset is one empty last segment, a whole number of segments ends with a full one.
+    private static long SegmentCount(int segmentSize, long plaintextLength) => plaintextLength == 0 ? 1 : (plaintextLength + segmentSize - 1) / segmentSize;
+
+    /// <summary><see cref="Encrypt(DataKey, DatasetStreamHeader, ReadOnlySpan{byte})"/> with caller-chosen salt and nonce prefix, for known-answer tests only.</summary>
+    internal static byte[] EncryptWithRandomness(DataKey key, DatasetStreamHeader header, ReadOnlySpan<byte> plaintext, byte[] salt, byte[] noncePrefix)
+    {
+        // Every byte is written (header, ciphertext, tags), so the array need not be zeroed first.
+        var output = GC.AllocateUninitializedArray<byte>(checked((int)CiphertextLength(header, plaintext.Length)));
+        EncryptInto(key, header, plaintext, output, salt, noncePrefix);
+        return output;
+    }
+
+    private static void EncryptInto(DataKey key, DatasetStreamHeader header, ReadOnlySpan<byte> plaintext, Span<byte> output, byte[] salt, byte[] noncePrefix)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(header);
+        if (salt.Length != SaltLength || noncePrefix.Length != NoncePrefixLength)
+            throw new ArgumentException("Salt or nonce prefix has the wrong length.");
+        var headerBytes = EncodeHeader(header, salt, noncePrefix);
+        var segmentSize = header.SegmentSize;
+        var segments = SegmentCount(segmentSize, plaintext.Length);
+        if (segments > MaxSegmentCount)
+            throw new InvalidOperationException($"The dataset needs more than {MaxSegmentCount} segments; use a larger segment size.");
+        if (output.Length != headerBytes.Length + plaintext.Length + segments * TagLength)
+            throw new ArgumentException("The destination must be exactly CiphertextLength bytes.", nameof(output));
+        headerBytes.CopyTo(output);
+        using var cipher = SegmentCipher.Create(key, headerBytes);
+        var at = headerBytes.Length;
+        for (long index = 0; index < segments; index++)
+        {
+            var from = (int)(index * segmentSize);
+            var length = Math.Min(segmentSize, plaintext.Length - from);
+            cipher.Seal((uint)index, index == segments - 1, plaintext.Slice(from, length), output.Slice(at, length), output.Slice(at + length, TagLength));
+            at += length + TagLength;
+        }
+    }
+
+    /// <summary>
+    /// Decrypts a whole encrypted dataset held in memory, segment by segment straight into the returned plaintext:
+    /// the same checks and refusals as <see cref="DecryptAsync"/>, and no plaintext is returned unless every segment
+    /// authenticated, in order, up to the last one.
+    /// </summary>
+    /// <exception cref="DatasetIntegrityException">Anything about the stream is wrong; the reason names what.</exception>
+    public static (DatasetStreamHeader Header, byte[] Plaintext) Decrypt(DataKey key, ReadOnlySpan<byte> ciphertext, Guid? expectedDatasetId = null)
+    {
+        // Filled segment by segment; on any failure it is zeroed before the exception leaves.
+        var plaintext = GC.AllocateUninitializedArray<byte>(PlaintextLength(ciphertext));
+        var header = Decrypt(key, ciphertext, plaintext, expectedDatasetId);
+        return (header, plaintext);
+    }
+
+    /// <summary>
+    /// <see cref="Decrypt(DataKey, ReadOnlySpan{byte}, Guid?)"/> into a caller's buffer of exactly
+    /// <see cref="PlaintextLength"/> bytes; on any failure the buffer is zeroed.
+    /// </summary>
+    /// <exception cref="DatasetIntegrityException">Anything about the stream is wrong; the reason names what.</exception>
+    public static DatasetStreamHeader Decrypt(DataKey key, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext, Guid? expectedDatasetId = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var header = ParseHeader(ciphertext, out var headerLength);
+        if (expectedDatasetId is { } expected && header.DatasetId != expected)
+            throw Integrity("dataset-id-mismatch", $"the stream carries dataset {header.DatasetId}, expected {expected}");
+        var body = ciphertext[headerLength..];
+        if (body.IsEmpty) throw Integrity("stream-truncated", "no segment follows the header");
+        var chunkSize = header.SegmentSize + TagLength;
+        var segments = (body.Length + (long)chunkSize - 1) / chunkSize;
+        if (segments > MaxSegmentCount) throw Integrity("too-many-segments", $"the stream has more than {MaxSegmentCount} segments");
+        if (plaintext.Length != Math.Max(0, body.Length - segments * TagLength))
+            throw new ArgumentException("The destination must be exactly PlaintextLength bytes.", nameof(plaintext));
+        using var cipher = SegmentCipher.Create(key, ciphertext[..headerLength]);
+        try
+        {
+            for (long index = 0; index < segments; index++)
+            {
+                var from = (int)(index * chunkSize);
+                var segment = body.Slice(from, (int)Math.Min(chunkSize, body.Length - from));
+                // As in the streaming reader, the segment that ends the data is the last one.
+                var last = index == segments - 1;
+                if (segment.Length < TagLength)
+                    throw Integrity("stream-truncated", $"segment {index} is shorter than its {TagLength}-byte tag");
+                var output = plaintext.Slice((int)(index * header.SegmentSize), segment.Length - TagLength);
+                if (!cipher.TryOpen((uint)index, last, segment, output))
+                {
+                    using var scratch = SecretBytes.Allocate(header.SegmentSize + 1);
+                    throw DiagnoseFailure(cipher, (uint)index, last, segment.Length == chunkSize, segment, scratch.Span);
+                }
+            }
+            return header;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+            throw;
+        }
+    }
+
+    /// <summary>The size of the plaintext in an encrypted dataset (0 when the layout is too short to tell; decryption then says why).</summary>
+    public static int PlaintextLength(ReadOnlySpan<byte> ciphertext)
+    {
+        var header = ParseHeader(ciphertext, out var headerLength);
+        var body = ciphertext.Length - headerLength;
+        var chunkSize = header.SegmentSize + TagLength;
+        var segments = (body + (long)chunkSize - 1) / chunkSize;
+        return (int)Math.Max(0, body - segments * TagLength);
+    }
+
+    /// <summary>
     /// Parses the header at the start of <paramref name="prefix"/> without decrypting anything, so a receiver can pick
     /// the data key. Bytes after the header are ignored. The result is not authenticated until
     /// <see cref="DecryptAsync"/> succeeds.
@@ -424,6 +553,15 @@ public static class DatasetStream
             Build(index, last, nonce, aad);
             var data = buffer.AsSpan(0, length);
             _gcm.Encrypt(nonce, data, data, buffer.AsSpan(length, TagLength), aad);
+        }
+
+        /// <summary>Seals <paramref name="plaintext"/> into <paramref name="ciphertext"/> (same length) and writes the tag.</summary>
+        public void Seal(uint index, bool last, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag)
+        {
+            Span<byte> nonce = stackalloc byte[NonceLength];
+            Span<byte> aad = stackalloc byte[AadLength];
+            Build(index, last, nonce, aad);
+            _gcm.Encrypt(nonce, plaintext, ciphertext, tag, aad);
         }
 
         /// <summary>Opens ciphertext ‖ tag into <paramref name="plaintext"/>; false if it does not authenticate.</summary>

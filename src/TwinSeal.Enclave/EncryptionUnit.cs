@@ -12,24 +12,27 @@ namespace TwinSeal.Enclave;
 public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
 {
     /// <summary>Encrypts a stored table as a dataset stream: u32 BE manifest length ‖ manifest JSON ‖ CSV, under the released key.</summary>
-    public async Task<byte[]> EncryptAsync(KeyUseResponse release, DatasetManifest manifest, byte[] csv)
+    public Task<byte[]> EncryptAsync(KeyUseResponse release, DatasetManifest manifest, byte[] csv)
     {
         using var key = OpenReleasedKey(release);
         var manifestJson = ProtocolJson.Canonical(manifest);
-        var plaintext = new MemoryStream(4 + manifestJson.Length + csv.Length);
-        var len = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(len, (uint)manifestJson.Length);
-        plaintext.Write(len);
-        plaintext.Write(manifestJson);
-        plaintext.Write(csv);
-        plaintext.Position = 0;
-        var ciphertext = new MemoryStream(csv.Length + manifestJson.Length + 4096);
-        await DatasetStream.EncryptAsync(key, new DatasetStreamHeader(manifest.DatasetId, release.KeyId, release.KeyVersion), plaintext, ciphertext).ConfigureAwait(false);
-        return ciphertext.ToArray();
+        var plaintext = GC.AllocateUninitializedArray<byte>(4 + manifestJson.Length + csv.Length);
+        try
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(plaintext, (uint)manifestJson.Length);
+            manifestJson.CopyTo(plaintext, 4);
+            csv.CopyTo(plaintext, 4 + manifestJson.Length);
+            // The dataset is in memory already: seal it segment by segment straight into the ciphertext array.
+            return Task.FromResult(DatasetStream.Encrypt(key, new DatasetStreamHeader(manifest.DatasetId, release.KeyId, release.KeyVersion), plaintext));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
     }
 
     /// <summary>Decrypts a dataset stream; every segment must authenticate, in order, to the last one. Throws <see cref="ProtocolException"/> otherwise.</summary>
-    public async Task<byte[]> DecryptAsync(KeyUseResponse release, Guid expectedDatasetId, byte[] ciphertext)
+    public Task<byte[]> DecryptAsync(KeyUseResponse release, Guid expectedDatasetId, byte[] ciphertext)
     {
         DatasetStreamHeader header;
         try
@@ -43,18 +46,15 @@ public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
         if (header.KeyId != release.KeyId || header.KeyVersion != release.KeyVersion)
             throw new ProtocolException("dataset-rejected", $"The received dataset is encrypted under key {header.KeyId} v{header.KeyVersion}, not the released {release.KeyId} v{release.KeyVersion}.");
         using var key = OpenReleasedKey(release);
-        var plaintext = new MemoryStream(ciphertext.Length);
         try
         {
-            await DatasetStream.DecryptAsync(key, new MemoryStream(ciphertext, writable: false), plaintext, expectedDatasetId).ConfigureAwait(false);
+            // All or nothing: the in-memory decryption returns plaintext only when every segment authenticated.
+            return Task.FromResult(DatasetStream.Decrypt(key, ciphertext, expectedDatasetId).Plaintext);
         }
         catch (DatasetIntegrityException e)
         {
-            // Whatever was written before the failure is discarded: nothing partial reaches the computation.
-            CryptographicOperations.ZeroMemory(plaintext.GetBuffer());
             throw new ProtocolException("dataset-rejected", $"The received dataset was rejected: {e.Reason}");
         }
-        return plaintext.ToArray();
     }
 
     /// <summary>Opens the HPKE envelope from the KMS, checking that the policy it came with is the one it was released under.</summary>
