@@ -90,6 +90,7 @@ public sealed class EnclaveRuntime : IDisposable
             case EncryptTable enc:
                 {
                     var (table, csv, sha) = _storage.Get(enc.Table);
+                    AgreedSchema.Check(enc.Key.Policy, enc.Key.PartyId, table, $"table '{enc.Table}'");
                     var manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
                     var ciphertext = await _encryption.EncryptAsync(enc.Key, manifest, csv).ConfigureAwait(false);
                     return (Ok() with { Manifest = manifest }, ciphertext);
@@ -123,6 +124,8 @@ public sealed class EnclaveRuntime : IDisposable
         timings["verify"] = sw.Elapsed.TotalMilliseconds;
         if (manifest.SenderParty == compute.Key.PartyId)
             throw new ProtocolException("dataset-rejected", "The received dataset was encrypted by this same party; a match needs the other party's data.");
+        AgreedSchema.Check(compute.Key.Policy, compute.Key.PartyId, own, $"table '{compute.OwnTable}'");
+        AgreedSchema.Check(compute.Key.Policy, manifest.SenderParty, peer, "the received dataset");
         sw.Restart();
         var output = _bundle.App.Run(new AppInput(own, peer, compute.Key.Policy.Output, compute.Key.PartyId, manifest.SenderParty));
         timings["compute"] = sw.Elapsed.TotalMilliseconds;

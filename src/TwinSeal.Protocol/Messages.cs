@@ -51,7 +51,12 @@ public sealed record ReferenceValues(string Platform, IReadOnlyList<string> Meas
     IReadOnlyDictionary<string, long>? MinimumTcb = null, IReadOnlyList<string>? AcceptedTcbStatuses = null);
 
 /// <summary>One party allowed to use the key, with the reference values its app must match.</summary>
-public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues);
+/// <param name="Schema">
+/// The agreed schema of the table this party brings (column names in order, optional types and required columns).
+/// When set, its isolated area refuses to encrypt, and the other party's refuses to compute on, a table that differs.
+/// </param>
+public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ColumnSpec>? Schema = null);
 
 /// <summary>What the computation may release. Part of the policy both parties agree on, and bound into the key release.</summary>
 public enum ResultKind

@@ -15,7 +15,8 @@ public enum TableFormat
 /// <summary>
 /// One expected column of a table being loaded. The expected schema is a list of these, in column order; the file's
 /// own schema (CSV header; Parquet schema) must have exactly these names in this order, and a mismatch names the
-/// first differing column. Meant to be carried by the agreed policy later; for now the load command carries it.
+/// first differing column. A load command may carry it (checked when the file is loaded), and the key's policy may
+/// carry one per party (<see cref="UsageGrant.Schema"/>, checked by both isolated areas before they encrypt or compute).
 /// </summary>
 /// <param name="Name">Column name, compared ordinally.</param>
 /// <param name="Type">

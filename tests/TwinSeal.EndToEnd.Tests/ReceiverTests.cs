@@ -148,3 +148,59 @@ public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPar
         Assert.Matches("^,,,[0-9]+$", lines[^1]);
     }
 }
+
+/// <summary>The table schemas agreed in the policy, enforced by both isolated areas.</summary>
+public sealed class AgreedSchemaTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    private async Task<string> KeyWithSchemasAsync(IReadOnlyList<ColumnSpec> party1Schema, IReadOnlyList<ColumnSpec> party2Schema)
+    {
+        var key = (await f.Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("agreed schemas"))).KeyId;
+        var e1 = await f.Control1.GetAsync<EnclaveDescription>("/enclave");
+        var e2 = await f.Control2.GetAsync<EnclaveDescription>("/enclave");
+        var policy = new AuthorityPolicy(
+            [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests), party1Schema),
+             new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests), party2Schema)],
+            ["party1", "party2"], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, "party2"));
+        var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
+        await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
+        return key;
+    }
+
+    private static readonly ColumnSpec[] Party1Schema = [new("customer_id", ColumnTypes.String, Required: true), new("email"), new("spend_eur", ColumnTypes.Decimal)];
+    private static readonly ColumnSpec[] Party2Schema = [new("email"), new("segment"), new("visits", ColumnTypes.Int)];
+
+    [Fact]
+    public async Task TablesMatchingTheAgreedSchemas_AreMatched()
+    {
+        var key = await KeyWithSchemasAsync(Party1Schema, Party2Schema);
+        var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
+
+        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers"));
+
+        Assert.Equal(TwoPartyFixture.SharedRows, result.MatchCount);
+    }
+
+    [Fact]
+    public async Task SendersArea_RefusesToEncryptATableThatDiffersFromItsAgreedSchema()
+    {
+        var key = await KeyWithSchemasAsync([new("customer_id"), new("email"), new("spend_eur", ColumnTypes.Int)], Party2Schema);
+
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() =>
+            f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint)));
+
+        Assert.Equal("schema-mismatch", e.Code);
+        Assert.Contains("spend_eur", e.Message);
+    }
+
+    [Fact]
+    public async Task ReceiversArea_RefusesToComputeWhenItsOwnTableDiffersFromTheAgreedSchema()
+    {
+        var key = await KeyWithSchemasAsync(Party1Schema, [new("email"), new("tier"), new("visits")]);
+        var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
+
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers")));
+
+        Assert.Equal("schema-mismatch", e.Code);
+        Assert.Contains("'segment'", e.Message);
+    }
+}

@@ -190,6 +190,13 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             if (rv.Measurements.Count == 0) throw Bad($"Party '{g.PartyId}' has no accepted app measurement.");
             if (rv.Measurements.Any(m => m.Length != 96 || !m.All(Uri.IsHexDigit))) throw Bad($"Measurements of '{g.PartyId}' must be 96 hex digits (SHA-384).");
             if (string.IsNullOrWhiteSpace(rv.Platform)) throw Bad($"Party '{g.PartyId}' has no platform.");
+            if (g.Schema is { } schema)
+            {
+                if (schema.Count == 0 || schema.Any(c => string.IsNullOrWhiteSpace(c.Name))) throw Bad($"The schema agreed for '{g.PartyId}' needs at least one named column.");
+                if (schema.Select(c => c.Name).Distinct(StringComparer.Ordinal).Count() != schema.Count) throw Bad($"A column appears twice in the schema agreed for '{g.PartyId}'.");
+                if (schema.FirstOrDefault(c => c.Type is not null && !ColumnTypes.All.Contains(c.Type)) is { } bad)
+                    throw Bad($"Column '{bad.Name}' of the schema agreed for '{g.PartyId}' has unknown type '{bad.Type}' (known: {string.Join(", ", ColumnTypes.All)}).");
+            }
         }
         if (p.ExpiresAt is { } expires && expires <= now) throw Bad($"The policy would already be expired ({expires:O}).");
         if (!p.Usage.Any(u => u.PartyId == p.Output.Recipient)) throw Bad("The result's recipient must be in the usage authority.");
