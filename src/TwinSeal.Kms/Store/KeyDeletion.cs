@@ -36,7 +36,17 @@ public sealed class KeyDeletion(KmsDatabase db, TimeProvider clock)
     }
 
     /// <summary>Destroys every key whose deletion is due. Called on a timer and before decisions that depend on key state.</summary>
-    public Task<int> CompleteDueAsync() => db.WriteAsync((c, tx) => CompleteDue(c, tx, clock.GetUtcNow()));
+    public Task<int> CompleteDueAsync()
+    {
+        var now = clock.GetUtcNow();
+        // A cheap read first: on the key-release path nothing is due almost always, and a write transaction would serialise releases.
+        var anyDue = db.Read(c =>
+        {
+            using var cmd = KmsDatabase.Command(c, null, "SELECT EXISTS(SELECT 1 FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= $now)", ("$now", now.ToUnixTimeMilliseconds()));
+            return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != 0;
+        });
+        return anyDue ? db.WriteAsync((c, tx) => CompleteDue(c, tx, now)) : Task.FromResult(0);
+    }
 
     private static int CompleteDue(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, DateTimeOffset now)
     {
