@@ -119,7 +119,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
             var sent = await Stage("S13–S25 party 1 key use and send", "attest (nonce, evidence), key released by HPKE, encrypt table, wipe key, send ciphertext to party 2",
                 () => c1.PostAsync<SendTableResult>("/send", new SendTableCommand(key.KeyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint)));
             foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
-            progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext");
+            progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext; encrypted at {Rate(sent.Rows, sent.Timings, "encrypt")}, sent at {Rate(sent.Rows, sent.Timings, "send")}");
 
             // The scratch folder goes away after the run; the released rows are party 2's result, so they are kept.
             var outPath = options.WorkDirectory is null ? Path.GetFullPath(Path.Combine("demo-output", "party2-joined.csv")) : Path.Combine(work, "party2-output", "joined.csv");
@@ -128,6 +128,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
             matched = result.MatchCount;
             rowsPath = result.JoinedRowsPath;
+            progress.Line("", $"decrypted at {Rate(result.PeerRows, result.Timings, "decrypt")}, verified at {Rate(result.PeerRows, result.Timings, "verify")}, joined at {Rate(result.PeerRows + result.OwnRows, result.Timings, "compute")}");
             progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
 
             await Stage("attacks", "a tampered copy of party 1's app, and replays of a captured key-use request", async () =>
@@ -178,6 +179,9 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         _stages[name] = sw.Elapsed.TotalMilliseconds;
         return result;
     }
+
+    private static string Rate(long rows, StageTimings timings, string stage)
+        => timings.Milliseconds.TryGetValue(stage, out var ms) && ms > 0 ? $"{rows / (ms / 1000.0):N0} rows/s" : "n/a";
 
     private static ReferenceValues Reference(EnclaveDescription e) => new(e.Platform, [e.Measurement], e.PlatformTests);
 
