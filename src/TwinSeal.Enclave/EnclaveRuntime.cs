@@ -40,14 +40,17 @@ public sealed class EnclaveRuntime : IDisposable
     /// <summary>Serves frames until the host closes the channel.</summary>
     public async Task ServeAsync(Stream input, Stream output, CancellationToken ct = default)
     {
-        while (await EnclaveFrame.ReadAsync(input, ct).ConfigureAwait(false) is { } frame)
+        while (await EnclaveFrame.ReadHeaderAsync(input, ct).ConfigureAwait(false) is { } frame)
         {
             EnclaveReply reply;
             byte[] body = [];
+            var incoming = new BoundedReadStream(input, frame.BodyLength);
             try
             {
                 var command = ProtocolJson.Parse<EnclaveCommand>(frame.Header, "enclave command");
-                (reply, body) = await HandleAsync(command, frame.Body).ConfigureAwait(false);
+                (reply, body) = command is ComputeOnDataset compute
+                    ? await ComputeAsync(compute, incoming).ConfigureAwait(false)
+                    : await HandleAsync(command, await ReadAllAsync(incoming, ct).ConfigureAwait(false)).ConfigureAwait(false);
             }
             catch (ProtocolException e)
             {
@@ -59,8 +62,17 @@ public sealed class EnclaveRuntime : IDisposable
                 Console.Error.WriteLine($"enclave: {e.GetType().FullName}{Environment.NewLine}{e.StackTrace}");
                 reply = Fail("enclave-error", $"The isolated area failed ({e.GetType().Name}); see its log.");
             }
+            // Whatever a failed command left unread of its body is skipped, so the channel stays in step.
+            await incoming.DrainAsync(ct).ConfigureAwait(false);
             await EnclaveFrame.WriteAsync(output, ProtocolJson.Canonical(reply), new MemoryStream(body), body.Length, ct).ConfigureAwait(false);
         }
+    }
+
+    private static async Task<byte[]> ReadAllAsync(BoundedReadStream body, CancellationToken ct)
+    {
+        var bytes = body.Length == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)body.Length);
+        await body.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+        return bytes;
     }
 
     private static IEvidenceSource CreateSource(EnclaveOptions options, TimeProvider clock) => options.Tee switch
@@ -93,21 +105,22 @@ public sealed class EnclaveRuntime : IDisposable
                     AgreedSchema.Check(enc.Key.Policy, enc.Key.PartyId, table, $"table '{enc.Table}'");
                     var manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
                     var ciphertext = await _encryption.EncryptAsync(enc.Key, manifest, csv).ConfigureAwait(false);
-                    return (Ok() with { Manifest = manifest }, ciphertext);
+                    return (Ok() with { Manifest = manifest, BodySha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(ciphertext)) }, ciphertext);
                 }
             case ComputeOnDataset compute:
-                return await ComputeAsync(compute, body).ConfigureAwait(false);
+                return await ComputeAsync(compute, new MemoryStream(body, writable: false)).ConfigureAwait(false);
             default:
                 throw new ProtocolException("unknown-command", "The isolated area does not know this command.");
         }
     }
 
-    private async Task<(EnclaveReply, byte[])> ComputeAsync(ComputeOnDataset compute, byte[] ciphertext)
+    private async Task<(EnclaveReply, byte[])> ComputeAsync(ComputeOnDataset compute, Stream ciphertext)
     {
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
         var sw = Stopwatch.StartNew();
         var own = _storage.Get(compute.OwnTable).Table;
-        var plaintext = await _encryption.DecryptAsync(compute.Key, compute.DatasetId, ciphertext).ConfigureAwait(false);
+        // Segments are decrypted as they arrive: the host may still be receiving the rest of the dataset.
+        var plaintext = await _encryption.DecryptStreamAsync(compute.Key, compute.DatasetId, ciphertext).ConfigureAwait(false);
         timings["decrypt"] = sw.Elapsed.TotalMilliseconds;
         sw.Restart();
         (DatasetManifest Manifest, Table Table) verified;

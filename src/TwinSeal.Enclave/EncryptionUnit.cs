@@ -57,6 +57,31 @@ public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
         }
     }
 
+    /// <summary>
+    /// Decrypts a dataset stream as it is read (segment by segment), for a dataset still arriving. Every segment must
+    /// authenticate, in order, to the last one; the plaintext is returned only then, and is zeroed otherwise.
+    /// </summary>
+    public async Task<byte[]> DecryptStreamAsync(KeyUseResponse release, Guid expectedDatasetId, Stream ciphertext)
+    {
+        using var key = OpenReleasedKey(release);
+        var plaintext = new MemoryStream();
+        try
+        {
+            var header = await DatasetStream.DecryptAsync(key, ciphertext, plaintext, expectedDatasetId).ConfigureAwait(false);
+            if (header.KeyId != release.KeyId || header.KeyVersion != release.KeyVersion)
+                throw new DatasetIntegrityException($"key-mismatch: the dataset is encrypted under key {header.KeyId} v{header.KeyVersion}, not the released {release.KeyId} v{release.KeyVersion}");
+            return plaintext.ToArray();
+        }
+        catch (DatasetIntegrityException e)
+        {
+            throw new ProtocolException("dataset-rejected", $"The received dataset was rejected: {e.Reason}");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext.GetBuffer());
+        }
+    }
+
     /// <summary>Opens the HPKE envelope from the KMS, checking that the policy it came with is the one it was released under.</summary>
     private DataKey OpenReleasedKey(KeyUseResponse release)
     {

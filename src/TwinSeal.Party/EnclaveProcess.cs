@@ -43,7 +43,11 @@ public sealed class EnclaveProcess : IAsyncDisposable
     }
 
     /// <summary>Sends one command and returns the reply header and body; throws <see cref="ProtocolException"/> with the enclave's code if it failed.</summary>
-    public async Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, byte[]? body = null, CancellationToken ct = default)
+    public Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, byte[]? body = null, CancellationToken ct = default)
+        => CallAsync(command, body is null ? null : new MemoryStream(body, writable: false), body?.LongLength ?? 0, ct);
+
+    /// <summary>Sends one command whose body is copied from <paramref name="body"/> (exactly <paramref name="length"/> bytes) as it is read, so the isolated area can work on it while it still arrives.</summary>
+    public async Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, Stream? body, long length, CancellationToken ct = default)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -52,7 +56,7 @@ public sealed class EnclaveProcess : IAsyncDisposable
             var header = ProtocolJson.Canonical(command);
             try
             {
-                await EnclaveFrame.WriteAsync(_process.StandardInput.BaseStream, header, body is null ? null : new MemoryStream(body), body?.LongLength ?? 0, ct).ConfigureAwait(false);
+                await EnclaveFrame.WriteAsync(_process.StandardInput.BaseStream, header, body, length, ct).ConfigureAwait(false);
             }
             catch (IOException)
             {
@@ -62,6 +66,45 @@ public sealed class EnclaveProcess : IAsyncDisposable
             var reply = ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply");
             if (!reply.Ok) throw new ProtocolException(reply.Error?.Code ?? "enclave-error", reply.Error?.Message ?? "The isolated area refused the command.");
             return (reply, frame.Body);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends one command and hands its reply body to <paramref name="consume"/> as a stream while it is read from the
+    /// isolated area (nothing buffered here); throws the enclave's refusal like <see cref="CallAsync(EnclaveCommand, byte[], CancellationToken)"/>.
+    /// </summary>
+    public async Task<T> CallWithStreamedReplyAsync<T>(EnclaveCommand command, Func<EnclaveReply, Stream, long, Task<T>> consume, CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_process.HasExited) throw Dead();
+            try
+            {
+                await EnclaveFrame.WriteAsync(_process.StandardInput.BaseStream, ProtocolJson.Canonical(command), null, 0, ct).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                throw Dead();
+            }
+            var stdout = _process.StandardOutput.BaseStream;
+            var frame = await EnclaveFrame.ReadHeaderAsync(stdout, ct).ConfigureAwait(false) ?? throw Dead();
+            var body = new BoundedReadStream(stdout, frame.BodyLength);
+            try
+            {
+                var reply = ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply");
+                if (!reply.Ok) throw new ProtocolException(reply.Error?.Code ?? "enclave-error", reply.Error?.Message ?? "The isolated area refused the command.");
+                return await consume(reply, body, frame.BodyLength).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Keep the channel in step whatever the consumer did with the body.
+                await body.DrainAsync(ct).ConfigureAwait(false);
+            }
         }
         finally
         {

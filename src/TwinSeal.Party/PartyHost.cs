@@ -47,6 +47,8 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly EnclaveProcess _enclave;
     private readonly KmsService? _hostedKms;
     private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
+    private readonly ConcurrentDictionary<string, ArrivalOrder> _arrivalOrders = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
 
@@ -172,6 +174,18 @@ public sealed class PartyHost : IAsyncDisposable
             var cmd = HttpsLoopbackHost.ParseJson<SendTableCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "send");
             return Results.Json(await host().SendAsync(cmd), ProtocolJson.Options);
         });
+        g.MapPost("/arrivals", async (HttpRequest req) =>
+        {
+            var cmd = HttpsLoopbackHost.ParseJson<ArrivalCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "arrival order");
+            host()._arrivalOrders[cmd.KeyId] = new ArrivalOrder(cmd.KeyId, cmd.OwnTable, cmd.OutputPath, null);
+            return Results.Json(cmd, ProtocolJson.Options, statusCode: 202);
+        });
+        g.MapGet("/results/{id:guid}", (Guid id) =>
+        {
+            if (!host()._results.TryGetValue(id, out var outcome)) throw KmsException.NotFound("result-not-found", $"No result for dataset {id} (no arrival order matched it, or it has not arrived).");
+            if (outcome.Error is { } e) throw new KmsException(422, e.Code, e.Message);
+            return Results.Json(outcome.Result, ProtocolJson.Options);
+        });
         g.MapPost("/compute", async (HttpRequest req) =>
         {
             var cmd = HttpsLoopbackHost.ParseJson<ComputeCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "compute");
@@ -184,9 +198,8 @@ public sealed class PartyHost : IAsyncDisposable
         var g = app.MapGroup("/peer/v1").WithTags("Peer");
         g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id) =>
         {
-            var body = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
-            var sender = await host().AuthenticatePeerAsync(req, body);
-            return Results.Json(await host().StoreIncomingAsync(id, sender, body), ProtocolJson.Options);
+            var (sender, bodyHash) = await host().AuthenticatePeerAsync(req);
+            return Results.Json(await host().ReceiveAsync(req, id, sender, bodyHash), ProtocolJson.Options);
         });
     }
 
@@ -223,29 +236,36 @@ public sealed class PartyHost : IAsyncDisposable
         var released = await ObtainKeyAsync(cmd.KeyId, null, timings).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
         var datasetId = Guid.NewGuid();
-        var (reply, ciphertext) = await _enclave.CallAsync(new EncryptTable(cmd.Table, released, datasetId)).ConfigureAwait(false);
-        timings["encrypt"] = sw.Elapsed.TotalMilliseconds;
-        sw.Restart();
         using var peer = new RemoteClient(new ServiceEndpoint(cmd.PeerUrl, cmd.PeerFingerprint));
-        var receipt = ProtocolJson.Parse<DatasetReceipt>(
-            await peer.SendAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}", ciphertext, (_identity.PartyId, _identity.Key), contentType: "application/octet-stream").ConfigureAwait(false),
-            "peer receipt");
-        if (receipt.Sha256 != Convert.ToHexStringLower(SHA256.HashData(ciphertext)) || receipt.Bytes != ciphertext.LongLength)
-            throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
-        timings["send"] = sw.Elapsed.TotalMilliseconds;
-        return new SendTableResult(datasetId, reply.Manifest!.RowCount, ciphertext.LongLength, new StageTimings(timings));
+        // The ciphertext goes from the isolated area's channel straight into the upload: this host never holds the dataset.
+        return await _enclave.CallWithStreamedReplyAsync(new EncryptTable(cmd.Table, released, datasetId), async (reply, ciphertext, length) =>
+        {
+            timings["encrypt"] = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            var sha256 = reply.BodySha256 ?? throw new ProtocolException("enclave-error", "The isolated area did not state the dataset's hash.");
+            var receipt = ProtocolJson.Parse<DatasetReceipt>(
+                await peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}", ciphertext, length, sha256, (_identity.PartyId, _identity.Key)).ConfigureAwait(false),
+                "peer receipt");
+            if (receipt.Sha256 != sha256 || receipt.Bytes != length)
+                throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
+            timings["send"] = sw.Elapsed.TotalMilliseconds;
+            return new SendTableResult(datasetId, reply.Manifest!.RowCount, length, new StageTimings(timings));
+        }).ConfigureAwait(false);
     }
 
     private async Task<ComputeResult> ComputeAsync(ComputeCommand cmd)
     {
         var path = Path.Combine(InboxDirectory, $"{cmd.DatasetId}.tsds");
         if (!File.Exists(path)) throw KmsException.NotFound("dataset-not-found", $"No dataset {cmd.DatasetId} has been received.");
-        var ciphertext = await File.ReadAllBytesAsync(path).ConfigureAwait(false);
+        await using var ciphertext = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        var prefix = new byte[(int)Math.Min(ciphertext.Length, 4096)];
+        await ciphertext.ReadExactlyAsync(prefix).ConfigureAwait(false);
+        ciphertext.Position = 0;
         int keyVersion;
         try
         {
             // The sender may have used an older data key version (before a rotation): ask for that one.
-            keyVersion = DatasetStream.ReadHeader(ciphertext).KeyVersion;
+            keyVersion = DatasetStream.ReadHeader(prefix).KeyVersion;
         }
         catch (DatasetIntegrityException e)
         {
@@ -253,29 +273,42 @@ public sealed class PartyHost : IAsyncDisposable
         }
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
         var released = await ObtainKeyAsync(cmd.KeyId, keyVersion, timings).ConfigureAwait(false);
-        var (reply, rows) = await _enclave.CallAsync(new ComputeOnDataset(cmd.OwnTable, released, cmd.DatasetId), ciphertext).ConfigureAwait(false);
-        var outcome = reply.Outcome!;
+        // Streamed from the inbox file: the isolated area decrypts segment by segment as it reads.
+        var (reply, rows) = await _enclave.CallAsync(new ComputeOnDataset(cmd.OwnTable, released, cmd.DatasetId), ciphertext, ciphertext.Length).ConfigureAwait(false);
+        return await FinishComputeAsync(cmd.DatasetId, reply.Outcome!, rows, cmd.OutputPath, timings).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes what the policy released (if anything, and if the participant named a file) and assembles the result.</summary>
+    private static async Task<ComputeResult> FinishComputeAsync(Guid datasetId, ComputationOutcome outcome, byte[] rows, string? outputPath, Dictionary<string, double> timings)
+    {
         foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;
         string? written = null;
         // Whatever table the policy released (joined rows, aggregates) goes to the participant's file.
-        if (rows.Length > 0 && cmd.OutputPath is not null)
+        if (rows.Length > 0 && outputPath is not null)
         {
             var sw = Stopwatch.StartNew();
-            var full = Path.GetFullPath(cmd.OutputPath);
+            var full = Path.GetFullPath(outputPath);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             // The enclave releases CSV; a .parquet output file gets the same rows as Parquet (TableOutput).
             await WriteDurablyAsync(full, await Enclave.TableOutput.EncodeAsync(full, rows).ConfigureAwait(false)).ConfigureAwait(false);
             written = full;
             timings["write"] = sw.Elapsed.TotalMilliseconds;
         }
-        return new ComputeResult(cmd.DatasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.PeerRows, outcome.OwnRows, written, new StageTimings(timings));
+        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.PeerRows, outcome.OwnRows, written, new StageTimings(timings));
     }
 
-    private async Task<string> AuthenticatePeerAsync(HttpRequest req, byte[] body)
+    /// <summary>
+    /// Checks the sender's signature before the (possibly large) body is read: the signature covers the body's SHA-256
+    /// declared in a header, and the caller compares that with the body once it has streamed through.
+    /// </summary>
+    private async Task<(string PartyId, string BodyHash)> AuthenticatePeerAsync(HttpRequest req)
     {
         var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
-        if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader }.Any(h => req.Headers[h].Count != 1))
-            throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party (all four TwinSeal signature headers).");
+        if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader, SignedRequest.ContentHashHeader }.Any(h => req.Headers[h].Count != 1))
+            throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party (the TwinSeal signature and content-hash headers).");
+        var bodyHash = req.Headers[SignedRequest.ContentHashHeader].ToString().ToLowerInvariant();
+        if (bodyHash.Length != 64 || !bodyHash.All(Uri.IsHexDigit))
+            throw KmsException.Unauthenticated("bad-signature", "The content hash header is not a hex SHA-256.");
         PartyInfo peer;
         try
         {
@@ -296,7 +329,7 @@ public sealed class PartyHost : IAsyncDisposable
         {
             throw KmsException.Unauthenticated("bad-signature", "The signature is not base64url.");
         }
-        var input = SignedRequest.SigningInput(req.Method, req.Path + req.QueryString, partyId, ts, requestId, body);
+        var input = SignedRequest.SigningInput(req.Method, req.Path + req.QueryString, partyId, ts, requestId, bodyHash);
         if (!PartyPublicKey.FromSubjectPublicKeyInfo(peer.PublicKey).Verify(input, sig))
             throw KmsException.Unauthenticated("bad-signature", $"The signature does not verify with party '{partyId}''s registered key.");
         var now = DateTimeOffset.UtcNow;
@@ -306,16 +339,78 @@ public sealed class PartyHost : IAsyncDisposable
         if (requestId.Length is < 16 or > 64 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
             throw KmsException.Unauthenticated("replayed-request", "This peer request id was already used.");
         if (partyId == _identity.PartyId) throw KmsException.Forbidden("self-send", "A party cannot send a dataset to itself.");
-        return partyId;
+        return (partyId, bodyHash);
     }
 
-    private async Task<DatasetReceipt> StoreIncomingAsync(Guid id, string sender, byte[] body)
+    /// <summary>
+    /// Receives a dataset as it streams in: written to the inbox (durably, renamed into place only once complete and
+    /// matching the signed hash) and, when the participant left an arrival order for its key, fed at the same time into
+    /// the isolated area, which decrypts and verifies segment by segment while the sender is still sending.
+    /// </summary>
+    private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, string sender, string declaredHash)
     {
+        var length = req.ContentLength ?? throw new KmsException(411, "length-required", "A dataset upload must state its Content-Length.");
+        if (length > MaxDatasetBytes) throw new KmsException(413, "body-too-large", $"The dataset is larger than {MaxDatasetBytes} bytes.");
         var path = Path.Combine(InboxDirectory, $"{id}.tsds");
         if (File.Exists(path)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
-        await WriteDurablyAsync(path, body).ConfigureAwait(false);
+        var partial = path + ".partial";
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        {
+            var incoming = new TeeReadStream(new BoundedReadStream(req.Body, length), file, hash);
+            var prefix = new byte[(int)Math.Min(length, 4096)];
+            await incoming.ReadExactlyAsync(prefix).ConfigureAwait(false);
+            var rest = new ConcatReadStream(prefix, incoming);
+            var order = TryTakeArrivalOrder(prefix);
+            if (order is null)
+                await rest.CopyToAsync(Stream.Null).ConfigureAwait(false);
+            else
+                _results[id] = await ComputeOnArrivalAsync(order, id, rest, length).ConfigureAwait(false);
+            file.Flush(flushToDisk: true);
+        }
+        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (actual != declaredHash)
+        {
+            File.Delete(partial);
+            _results.TryRemove(id, out _);
+            throw KmsException.BadRequest("body-hash-mismatch", "The dataset received differs from the one the sender signed.");
+        }
+        File.Move(partial, path);
         await File.WriteAllTextAsync(path + ".from", sender).ConfigureAwait(false);
-        return new DatasetReceipt(id, body.LongLength, Convert.ToHexStringLower(SHA256.HashData(body)));
+        return new DatasetReceipt(id, length, actual);
+    }
+
+    private ArrivalOrder? TryTakeArrivalOrder(byte[] prefix)
+    {
+        try
+        {
+            var header = DatasetStream.ReadHeader(prefix);
+            return _arrivalOrders.TryRemove(header.KeyId, out var order) ? order with { KeyVersion = header.KeyVersion } : null;
+        }
+        catch (DatasetIntegrityException)
+        {
+            // Not a readable dataset header: stored as received; the isolated area will say what is wrong with it.
+            return null;
+        }
+    }
+
+    private async Task<ArrivalOutcome> ComputeOnArrivalAsync(ArrivalOrder order, Guid id, Stream ciphertext, long length)
+    {
+        var timings = new Dictionary<string, double>(StringComparer.Ordinal);
+        try
+        {
+            var released = await ObtainKeyAsync(order.KeyId, order.KeyVersion, timings).ConfigureAwait(false);
+            var sw = Stopwatch.StartNew();
+            var (reply, rows) = await _enclave.CallAsync(new ComputeOnDataset(order.OwnTable, released, id), ciphertext, length).ConfigureAwait(false);
+            timings["receive+decrypt+compute"] = sw.Elapsed.TotalMilliseconds;
+            return new ArrivalOutcome(await FinishComputeAsync(id, reply.Outcome!, rows, order.OutputPath, timings).ConfigureAwait(false), null);
+        }
+        catch (ProtocolException e)
+        {
+            // The rest of the upload still has to be stored (and hash-checked) even though the computation failed.
+            await ciphertext.CopyToAsync(Stream.Null).ConfigureAwait(false);
+            return new ArrivalOutcome(null, new EnclaveError(e.Code, e.Message));
+        }
     }
 
     /// <summary>Write-then-rename with fsync, so a crash leaves either the whole file or none.</summary>
@@ -341,6 +436,12 @@ public sealed class PartyHost : IAsyncDisposable
         _identity.Dispose();
     }
 }
+
+/// <summary>A participant's standing order: compute on the next dataset that arrives under this key, while it arrives.</summary>
+internal sealed record ArrivalOrder(string KeyId, string OwnTable, string? OutputPath, int? KeyVersion);
+
+/// <summary>What a computation on arrival produced: a result, or the isolated area's refusal.</summary>
+internal sealed record ArrivalOutcome(ComputeResult? Result, EnclaveError? Error);
 
 /// <summary>The <c>endpoint.json</c> a running service writes into its folder, so others can find and pin it.</summary>
 public static class ServiceEndpointFile

@@ -36,12 +36,14 @@ public sealed record Attest(byte[] Nonce) : EnclaveCommand;
 /// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply body: the encrypted dataset.</summary>
 public sealed record EncryptTable(string Table, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
 
-/// <summary>S32–S36: unwrap the key, decrypt and verify the dataset in the frame body, run the policy's computation with <paramref name="OwnTable"/>. Reply body: released rows as CSV, if any.</summary>
+/// <summary>S32–S36: unwrap the key, decrypt and verify the dataset in the frame body, run the policy's computation with <paramref name="OwnTable"/>. Reply body: released rows as CSV, if any.
+/// The body is decrypted segment by segment as it arrives on the channel, so a host can feed it while the dataset is still being received.</summary>
 public sealed record ComputeOnDataset(string OwnTable, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
 
 /// <summary>The isolated area's reply header.</summary>
 /// <param name="Error">Set when the command failed: a stable code and a message.</param>
-public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null);
+/// <param name="BodySha256">Lower-case hex SHA-256 of the reply body when it is an encrypted dataset, so the host can sign the upload and stream the body straight through.</param>
+public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null, string? BodySha256 = null);
 
 /// <summary>Why a command failed inside the isolated area.</summary>
 public sealed record EnclaveError(string Code, string Message);
@@ -82,6 +84,18 @@ public static class EnclaveFrame
     /// <summary>Reads one frame; null at a clean end of stream. The body is read into memory.</summary>
     public static async Task<(byte[] Header, byte[] Body)?> ReadAsync(Stream s, CancellationToken ct = default)
     {
+        if (await ReadHeaderAsync(s, ct).ConfigureAwait(false) is not { } h) return null;
+        var body = h.BodyLength == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)h.BodyLength);
+        await s.ReadExactlyAsync(body, ct).ConfigureAwait(false);
+        return (h.Header, body);
+    }
+
+    /// <summary>
+    /// Reads one frame's header and body length, leaving the body in <paramref name="s"/> for the caller to stream;
+    /// the caller must consume exactly <c>BodyLength</c> bytes before the next frame. Null at a clean end of stream.
+    /// </summary>
+    public static async Task<(byte[] Header, long BodyLength)?> ReadHeaderAsync(Stream s, CancellationToken ct = default)
+    {
         var prefix = new byte[4];
         var got = await s.ReadAtLeastAsync(prefix, 4, throwOnEndOfStream: false, ct).ConfigureAwait(false);
         if (got == 0) return null;
@@ -94,8 +108,6 @@ public static class EnclaveFrame
         await s.ReadExactlyAsync(len, ct).ConfigureAwait(false);
         var bodyLength = BinaryPrimitives.ReadUInt64BigEndian(len);
         if (bodyLength > MaxBodyBytes || bodyLength > (ulong)Array.MaxLength) throw new ProtocolException("channel-broken", $"Frame body length {bodyLength} is out of range.");
-        var body = bodyLength == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)bodyLength);
-        await s.ReadExactlyAsync(body, ct).ConfigureAwait(false);
-        return (header, body);
+        return (header, (long)bodyLength);
     }
 }

@@ -219,7 +219,7 @@ public sealed record KeyUseResponse(string KeyId, string PartyId, int KeyVersion
 // ───────────── Audit ─────────────
 
 /// <summary>One append-only audit record. <see cref="Hash"/> = SHA-256 over the previous hash and this record's fields.</summary>
-/// <param name="SignedRequest">For a decision taken on a party's signed request: the exact bytes the party signed (see <see cref="SignedRequest.SigningInput"/>).</param>
+/// <param name="SignedRequest">For a decision taken on a party's signed request: the exact bytes the party signed (see <see cref="SignedRequest"/>).</param>
 /// <param name="Signature">The party's signature over <paramref name="SignedRequest"/>, so anyone can check later who asked.</param>
 public sealed record AuditRecord(long Sequence, DateTimeOffset At, string Event, string? KeyId, string? Actor, string Detail, string PreviousHash, string Hash, byte[]? SignedRequest = null, byte[]? Signature = null);
 
@@ -258,6 +258,12 @@ public sealed record SendTableCommand(string KeyId, string Table, string PeerUrl
 
 /// <summary>What the sender did.</summary>
 public sealed record SendTableResult(Guid DatasetId, long Rows, long CiphertextBytes, StageTimings Timings);
+
+/// <summary>
+/// Receiver side, streamed: compute on the next dataset that arrives under <paramref name="KeyId"/> while it arrives (the
+/// isolated area decrypts and verifies each segment as it comes in). The result is read with GET /control/v1/results/{datasetId}.
+/// </summary>
+public sealed record ArrivalCommand(string KeyId, string OwnTable, string? OutputPath = null);
 
 /// <summary>Receiver side of a round (S26–S36): attest, get the key, decrypt and verify the peer's dataset, compute under the output policy.</summary>
 /// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party.</param>

@@ -23,10 +23,16 @@ public static class SignedRequest
     /// <summary>How far a signed timestamp may be from the receiver's clock.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromMinutes(5);
 
+    /// <summary>Header with the lower-case hex SHA-256 of the body, so a receiver can check the signature before it reads a large body.</summary>
+    public const string ContentHashHeader = "TwinSeal-Content-SHA256";
+
     /// <summary>The exact bytes that are signed.</summary>
     public static byte[] SigningInput(string method, string pathAndQuery, string partyId, long unixSeconds, string requestId, ReadOnlySpan<byte> body)
+        => SigningInput(method, pathAndQuery, partyId, unixSeconds, requestId, Convert.ToHexStringLower(SHA256.HashData(body)));
+
+    /// <summary>The exact bytes that are signed, for a body known by its SHA-256 (checked against the body once it has been read).</summary>
+    public static byte[] SigningInput(string method, string pathAndQuery, string partyId, long unixSeconds, string requestId, string bodyHash)
     {
-        var bodyHash = Convert.ToHexStringLower(SHA256.HashData(body));
         var text = string.Join('\n',
             "twinseal-request-v1",
             method.ToUpperInvariant(),

@@ -204,3 +204,50 @@ public sealed class AgreedSchemaTests(TwoPartyFixture f) : IClassFixture<TwoPart
         Assert.Contains("'segment'", e.Message);
     }
 }
+
+/// <summary>Computing while the dataset arrives: the receiver's isolated area decrypts segment by segment as the upload streams in.</summary>
+public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixture>
+{
+    [Fact]
+    public async Task ArrivalOrder_ComputesWhileTheDatasetArrives_AndGivesTheSameResultAsComputingAfterwards()
+    {
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers"));
+
+        var (id, inbox) = await f.SendAsync();
+
+        var streamed = await f.Control2.GetAsync<ComputeResult>($"/results/{id}");
+        Assert.Equal(TwoPartyFixture.SharedRows, streamed.MatchCount);
+        Assert.True(File.Exists(inbox));
+        Assert.Equal(streamed.MatchCount, (await f.ComputeAsync(id)).MatchCount);
+    }
+
+    [Fact]
+    public async Task Result_IsNotFound_ForADatasetNoOrderMatched()
+    {
+        var (id, _) = await f.SendAsync();
+
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.GetAsync<ComputeResult>($"/results/{id}"));
+        Assert.Equal("result-not-found", e.Code);
+    }
+
+    [Fact]
+    public async Task Upload_WhoseBodyDiffersFromTheSignedHash_IsRefused_AndNothingIsStored()
+    {
+        using var identity = TwinSeal.Party.PartyIdentity.Load(Path.Combine(f.Work, "party1"));
+        var id = Guid.NewGuid();
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            SslOptions = { RemoteCertificateValidationCallback = (_, c, _, _) => c is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(c.GetRawCertData())) == f.Party2.Endpoint.Fingerprint },
+        });
+        var path = $"/peer/v1/datasets/{id}";
+        using var req = new HttpRequestMessage(HttpMethod.Put, f.Party2.Endpoint.Url + path);
+        TwinSeal.Party.RemoteClient.Sign(req, path, [1, 2, 3], identity.PartyId, identity.Key);
+        req.Content = new ByteArrayContent([1, 2, 4]);
+
+        var resp = await http.SendAsync(req, TestContext.Current.CancellationToken);
+
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, resp.StatusCode);
+        Assert.Contains("body-hash-mismatch", await resp.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.False(File.Exists(Path.Combine(f.Work, "party2", "inbox", $"{id}.tsds")));
+    }
+}

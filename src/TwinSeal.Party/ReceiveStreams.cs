@@ -1,0 +1,52 @@
+using System.Security.Cryptography;
+
+namespace TwinSeal.Party;
+
+/// <summary>Reads from a stream and, as bytes pass, writes them to a copy and adds them to a hash (the inbox file and the signed-hash check).</summary>
+internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash hash) : ReadOnlyForwardStream
+{
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        if (n > 0)
+        {
+            hash.AppendData(buffer.Span[..n]);
+            await copy.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
+        }
+        return n;
+    }
+}
+
+/// <summary>Reads <c>prefix</c> first, then the rest of another stream (the header bytes already looked at, then the body).</summary>
+internal sealed class ConcatReadStream(byte[] prefix, Stream rest) : ReadOnlyForwardStream
+{
+    private int _offset;
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_offset < prefix.Length)
+        {
+            var n = Math.Min(buffer.Length, prefix.Length - _offset);
+            prefix.AsMemory(_offset, n).CopyTo(buffer);
+            _offset += n;
+            return n;
+        }
+        return await rest.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+    }
+}
+
+/// <summary>Base of the forward-only, read-only streams above: synchronous reads go through the asynchronous path.</summary>
+internal abstract class ReadOnlyForwardStream : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
