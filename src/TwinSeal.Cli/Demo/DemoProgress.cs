@@ -30,14 +30,26 @@ public sealed class PlainProgress(TextWriter output) : IDemoProgress
     public void Line(string label, string text) => output.WriteLine(label.Length == 0 ? $"    {text}" : $"[{DateTime.Now:HH:mm:ss}] {label}: {text}");
 }
 
-/// <summary>A Spectre.Console status spinner per step, for a terminal.</summary>
+/// <summary>A Spectre.Console progress bar per step (running while the step's processes work), for a terminal.</summary>
 public sealed class ConsoleProgress : IDemoProgress
 {
     /// <inheritdoc />
     public async Task<T> RunAsync<T>(string name, string what, Func<Task<T>> run)
     {
         var sw = Stopwatch.StartNew();
-        var r = await AnsiConsole.Status().Spinner(Spinner.Known.Dots).StartAsync($"[bold]{Markup.Escape(name)}[/] {Markup.Escape(what)}", _ => run());
+        var r = await AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                // The work of a step happens in other processes and reports no fraction done, so the bar runs until it ends.
+                var task = ctx.AddTask($"[bold]{Markup.Escape(name)}[/]", maxValue: 1);
+                task.IsIndeterminate = true;
+                var result = await run();
+                task.IsIndeterminate = false;
+                task.Value = 1;
+                return result;
+            });
         AnsiConsole.MarkupLine($"[green]✓[/] [bold]{Markup.Escape(name)}[/] [grey]({sw.Elapsed.TotalMilliseconds:N0} ms)[/] {Markup.Escape(what)}");
         return r;
     }
