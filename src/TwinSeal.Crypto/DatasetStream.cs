@@ -92,6 +92,9 @@ public static class DatasetStream
     /// <summary>Total header length for a key id of <paramref name="keyIdByteCount"/> UTF-8 bytes.</summary>
     internal static int HeaderLength(int keyIdByteCount) => FixedHeaderLength + keyIdByteCount + SaltLength + NoncePrefixLength;
 
+    /// <summary>How many bytes the encoded header of a stream with this header takes (where the first segment starts).</summary>
+    public static int EncodedHeaderLength(DatasetStreamHeader header) => HeaderLength(StrictUtf8.GetByteCount(header.KeyId));
+
     /// <summary>
     /// Encrypts <paramref name="plaintext"/> (read to its end) into <paramref name="ciphertext"/>: the header, then
     /// the segments. Memory use is about two segments whatever the input size.

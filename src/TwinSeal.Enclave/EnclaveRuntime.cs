@@ -48,6 +48,24 @@ public sealed class EnclaveRuntime : IDisposable
             try
             {
                 var command = ProtocolJson.Parse<EnclaveCommand>(frame.Header, "enclave command");
+                if (command is EncryptTable enc)
+                {
+                    await incoming.DrainAsync(ct).ConfigureAwait(false);
+                    using var pending = PrepareEncryption(enc, out var manifest);
+                    // Everything that can fail has been checked: from here the reply streams, segment by segment.
+                    await EnclaveFrame.WriteHeaderAsync(output, ProtocolJson.Canonical(Ok() with { Manifest = manifest }), pending.Length, ct).ConfigureAwait(false);
+                    try
+                    {
+                        await pending.WriteToAsync(output, ct).ConfigureAwait(false);
+                        await output.FlushAsync(ct).ConfigureAwait(false);
+                    }
+                    catch (Exception e)
+                    {
+                        // Half a body is on the channel: no reply can follow it, so the isolated area stops and the host reports that.
+                        throw new InvalidOperationException("The isolated area failed while streaming a dataset.", e);
+                    }
+                    continue;
+                }
                 (reply, body) = command is ComputeOnDataset compute
                     ? await ComputeAsync(compute, incoming).ConfigureAwait(false)
                     : await HandleAsync(command, await ReadAllAsync(incoming, ct).ConfigureAwait(false)).ConfigureAwait(false);
@@ -56,7 +74,7 @@ public sealed class EnclaveRuntime : IDisposable
             {
                 reply = Fail(e.Code, e.Message);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException && e.Message != "The isolated area failed while streaming a dataset.")
             {
                 // Neither the reply nor the log (which the host reads) gets the exception message: it could carry data.
                 Console.Error.WriteLine($"enclave: {e.GetType().FullName}{Environment.NewLine}{e.StackTrace}");
@@ -66,6 +84,14 @@ public sealed class EnclaveRuntime : IDisposable
             await incoming.DrainAsync(ct).ConfigureAwait(false);
             await EnclaveFrame.WriteAsync(output, ProtocolJson.Canonical(reply), new MemoryStream(body), body.Length, ct).ConfigureAwait(false);
         }
+    }
+
+    private PendingEncryption PrepareEncryption(EncryptTable enc, out DatasetManifest manifest)
+    {
+        var (table, csv, sha) = _storage.Get(enc.Table);
+        AgreedSchema.Check(enc.Key.Policy, enc.Key.PartyId, table, $"table '{enc.Table}'");
+        manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
+        return _encryption.PrepareEncryption(enc.Key, manifest, csv);
     }
 
     private static async Task<byte[]> ReadAllAsync(BoundedReadStream body, CancellationToken ct)
@@ -99,14 +125,6 @@ public sealed class EnclaveRuntime : IDisposable
                 return (Ok() with { Loaded = await TableLoader.LoadAsync(_storage, load, body).ConfigureAwait(false) }, []);
             case Attest attest:
                 return (Ok() with { Evidence = _evidence.Attest(attest.Nonce) }, []);
-            case EncryptTable enc:
-                {
-                    var (table, csv, sha) = _storage.Get(enc.Table);
-                    AgreedSchema.Check(enc.Key.Policy, enc.Key.PartyId, table, $"table '{enc.Table}'");
-                    var manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
-                    var ciphertext = await _encryption.EncryptAsync(enc.Key, manifest, csv).ConfigureAwait(false);
-                    return (Ok() with { Manifest = manifest, BodySha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(ciphertext)) }, ciphertext);
-                }
             case ComputeOnDataset compute:
                 return await ComputeAsync(compute, new MemoryStream(body, writable: false)).ConfigureAwait(false);
             default:

@@ -58,6 +58,22 @@ public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
     }
 
     /// <summary>
+    /// Opens the released key and prepares to stream the dataset (u32 BE manifest length ‖ manifest ‖ CSV) encrypted:
+    /// its exact length is known before a byte is written, so the reply can be streamed without holding the ciphertext.
+    /// Disposing wipes the key.
+    /// </summary>
+    public PendingEncryption PrepareEncryption(KeyUseResponse release, DatasetManifest manifest, byte[] csv)
+    {
+        var key = OpenReleasedKey(release);
+        var manifestJson = ProtocolJson.Canonical(manifest);
+        var prefix = new byte[4 + manifestJson.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(prefix, (uint)manifestJson.Length);
+        manifestJson.CopyTo(prefix, 4);
+        var header = new DatasetStreamHeader(manifest.DatasetId, release.KeyId, release.KeyVersion);
+        return new PendingEncryption(key, header, prefix, csv);
+    }
+
+    /// <summary>
     /// Decrypts a dataset stream as it is read (segment by segment), for a dataset still arriving. Every segment must
     /// authenticate, in order, to the last one; the plaintext is returned only then, and is zeroed otherwise.
     /// </summary>
@@ -133,4 +149,18 @@ public static class VerificationUnit
         if (table.Rows.Count != manifest.RowCount) throw Reject($"the manifest announces {manifest.RowCount} rows, the data has {table.Rows.Count}");
         return (manifest, table);
     }
+}
+
+/// <summary>A dataset about to be encrypted onto a stream, segment by segment; its key is wiped on dispose.</summary>
+public sealed class PendingEncryption(DataKey key, DatasetStreamHeader header, byte[] prefix, byte[] csv) : IDisposable
+{
+    /// <summary>Exact size of the encrypted dataset.</summary>
+    public long Length { get; } = DatasetStream.CiphertextLength(header, prefix.LongLength + csv.LongLength);
+
+    /// <summary>Encrypts onto <paramref name="output"/>, holding only a couple of segments at a time.</summary>
+    public Task WriteToAsync(Stream output, CancellationToken ct = default)
+        => DatasetStream.EncryptAsync(key, header, new ConcatReadStream(prefix, new MemoryStream(csv, writable: false)), output, ct);
+
+    /// <inheritdoc />
+    public void Dispose() => key.Dispose();
 }

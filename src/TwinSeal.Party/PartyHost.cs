@@ -240,13 +240,18 @@ public sealed class PartyHost : IAsyncDisposable
         // The ciphertext goes from the isolated area's channel straight into the upload: this host never holds the dataset.
         return await _enclave.CallWithStreamedReplyAsync(new EncryptTable(cmd.Table, released, datasetId), async (reply, ciphertext, length) =>
         {
+            var prefix = new byte[(int)Math.Min(length, 4096)];
+            await ciphertext.ReadExactlyAsync(prefix).ConfigureAwait(false);
+            var header = DatasetStream.ReadHeader(prefix);
+            var headerHash = Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, DatasetStream.EncodedHeaderLength(header))));
             timings["encrypt"] = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
-            var sha256 = reply.BodySha256 ?? throw new ProtocolException("enclave-error", "The isolated area did not state the dataset's hash.");
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var upload = new TeeReadStream(new ConcatReadStream(prefix, ciphertext), Stream.Null, hash);
             var receipt = ProtocolJson.Parse<DatasetReceipt>(
-                await peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}", ciphertext, length, sha256, (_identity.PartyId, _identity.Key)).ConfigureAwait(false),
+                await peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}", upload, length, headerHash, (_identity.PartyId, _identity.Key)).ConfigureAwait(false),
                 "peer receipt");
-            if (receipt.Sha256 != sha256 || receipt.Bytes != length)
+            if (receipt.Sha256 != Convert.ToHexStringLower(hash.GetHashAndReset()) || receipt.Bytes != length)
                 throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
             timings["send"] = sw.Elapsed.TotalMilliseconds;
             return new SendTableResult(datasetId, reply.Manifest!.RowCount, length, new StageTimings(timings));
@@ -298,17 +303,18 @@ public sealed class PartyHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Checks the sender's signature before the (possibly large) body is read: the signature covers the body's SHA-256
-    /// declared in a header, and the caller compares that with the body once it has streamed through.
+    /// Checks the sender's signature before the (possibly large) body is read: the signature covers the SHA-256 of the
+    /// dataset's stream header, which the caller compares with the first bytes of the body; the rest is authenticated by
+    /// the dataset's AEAD in the isolated area.
     /// </summary>
     private async Task<(string PartyId, string BodyHash)> AuthenticatePeerAsync(HttpRequest req)
     {
         var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
-        if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader, SignedRequest.ContentHashHeader }.Any(h => req.Headers[h].Count != 1))
-            throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party (the TwinSeal signature and content-hash headers).");
-        var bodyHash = req.Headers[SignedRequest.ContentHashHeader].ToString().ToLowerInvariant();
+        if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader, SignedRequest.DatasetHeaderHashHeader }.Any(h => req.Headers[h].Count != 1))
+            throw KmsException.Unauthenticated("unsigned-request", "Peer requests must be signed by the sending party (the TwinSeal signature and dataset-header hash headers).");
+        var bodyHash = req.Headers[SignedRequest.DatasetHeaderHashHeader].ToString().ToLowerInvariant();
         if (bodyHash.Length != 64 || !bodyHash.All(Uri.IsHexDigit))
-            throw KmsException.Unauthenticated("bad-signature", "The content hash header is not a hex SHA-256.");
+            throw KmsException.Unauthenticated("bad-signature", "The dataset header hash is not a hex SHA-256.");
         PartyInfo peer;
         try
         {
@@ -355,29 +361,49 @@ public sealed class PartyHost : IAsyncDisposable
         if (File.Exists(path)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
         var partial = path + ".partial";
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        try
         {
-            var incoming = new TeeReadStream(new BoundedReadStream(req.Body, length), file, hash);
-            var prefix = new byte[(int)Math.Min(length, 4096)];
-            await incoming.ReadExactlyAsync(prefix).ConfigureAwait(false);
-            var rest = new ConcatReadStream(prefix, incoming);
-            var order = TryTakeArrivalOrder(prefix);
-            if (order is null)
-                await rest.CopyToAsync(Stream.Null).ConfigureAwait(false);
-            else
-                _results[id] = await ComputeOnArrivalAsync(order, id, rest, length).ConfigureAwait(false);
-            file.Flush(flushToDisk: true);
+            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                var incoming = new TeeReadStream(new BoundedReadStream(req.Body, length), file, hash);
+                var prefix = new byte[(int)Math.Min(length, 4096)];
+                await incoming.ReadExactlyAsync(prefix).ConfigureAwait(false);
+                CheckSignedHeader(prefix, declaredHash);
+                var rest = new ConcatReadStream(prefix, incoming);
+                var order = TryTakeArrivalOrder(prefix);
+                if (order is null)
+                    await rest.CopyToAsync(Stream.Null).ConfigureAwait(false);
+                else
+                    _results[id] = await ComputeOnArrivalAsync(order, id, rest, length).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            // Nothing half-received stays behind: the next attempt starts clean.
+            File.Delete(partial);
+            throw;
         }
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        if (actual != declaredHash)
-        {
-            File.Delete(partial);
-            _results.TryRemove(id, out _);
-            throw KmsException.BadRequest("body-hash-mismatch", "The dataset received differs from the one the sender signed.");
-        }
         File.Move(partial, path);
         await File.WriteAllTextAsync(path + ".from", sender).ConfigureAwait(false);
         return new DatasetReceipt(id, length, actual);
+    }
+
+    /// <summary>The upload must start with the dataset header the sender signed; otherwise nothing is stored.</summary>
+    private static void CheckSignedHeader(byte[] prefix, string declaredHash)
+    {
+        int headerLength;
+        try
+        {
+            headerLength = DatasetStream.EncodedHeaderLength(DatasetStream.ReadHeader(prefix));
+        }
+        catch (DatasetIntegrityException e)
+        {
+            throw KmsException.BadRequest("dataset-rejected", $"The upload does not start with a dataset header: {e.Reason}");
+        }
+        if (Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, headerLength))) != declaredHash)
+            throw KmsException.BadRequest("dataset-header-mismatch", "The dataset header received differs from the one the sender signed.");
     }
 
     private ArrivalOrder? TryTakeArrivalOrder(byte[] prefix)

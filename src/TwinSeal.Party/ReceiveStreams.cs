@@ -17,24 +17,6 @@ internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash h
     }
 }
 
-/// <summary>Reads <c>prefix</c> first, then the rest of another stream (the header bytes already looked at, then the body).</summary>
-internal sealed class ConcatReadStream(byte[] prefix, Stream rest) : ReadOnlyForwardStream
-{
-    private int _offset;
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_offset < prefix.Length)
-        {
-            var n = Math.Min(buffer.Length, prefix.Length - _offset);
-            prefix.AsMemory(_offset, n).CopyTo(buffer);
-            _offset += n;
-            return n;
-        }
-        return await rest.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-    }
-}
-
 /// <summary>Base of the forward-only, read-only streams above: synchronous reads go through the asynchronous path.</summary>
 internal abstract class ReadOnlyForwardStream : Stream
 {

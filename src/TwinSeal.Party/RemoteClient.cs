@@ -59,15 +59,17 @@ public sealed class RemoteClient : IDisposable
     }
 
     /// <summary>
-    /// Streams a body of <paramref name="length"/> bytes whose SHA-256 is already known, signed like any other request,
-    /// so a large dataset goes from the isolated area to the peer without being held here.
+    /// Streams an encrypted dataset of <paramref name="length"/> bytes to a peer as it is produced, signed over the
+    /// SHA-256 of its stream header (<see cref="SignedRequest.DatasetHeaderHashHeader"/>), so it is never held here.
     /// </summary>
-    public async Task<byte[]> SendStreamAsync(HttpMethod method, string path, Stream body, long length, string sha256, (string PartyId, PartySigningKey Key) signer, CancellationToken ct = default)
+    public async Task<byte[]> SendStreamAsync(HttpMethod method, string path, Stream body, long length, string datasetHeaderSha256, (string PartyId, PartySigningKey Key) signer, CancellationToken ct = default)
     {
         using var req = new HttpRequestMessage(method, _baseUrl + path) { Content = new StreamContent(body, 1 << 16) };
         req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         req.Content.Headers.ContentLength = length;
-        Sign(req, path, sha256, signer.PartyId, signer.Key, _clock);
+        Sign(req, path, datasetHeaderSha256, signer.PartyId, signer.Key, _clock);
+        req.Headers.Remove(SignedRequest.ContentHashHeader);
+        req.Headers.Add(SignedRequest.DatasetHeaderHashHeader, datasetHeaderSha256);
         return await ExchangeAsync(req, ct).ConfigureAwait(false);
     }
 

@@ -33,7 +33,7 @@ public sealed record LoadTable(
 /// <summary>S15–S16: produce evidence binding <paramref name="Nonce"/> and the ephemeral public key.</summary>
 public sealed record Attest(byte[] Nonce) : EnclaveCommand;
 
-/// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply body: the encrypted dataset.</summary>
+/// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply body: the encrypted dataset, streamed segment by segment as it is sealed (its length is known up front).</summary>
 public sealed record EncryptTable(string Table, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
 
 /// <summary>S32–S36: unwrap the key, decrypt and verify the dataset in the frame body, run the policy's computation with <paramref name="OwnTable"/>. Reply body: released rows as CSV, if any.
@@ -42,8 +42,7 @@ public sealed record ComputeOnDataset(string OwnTable, KeyUseResponse Key, Guid 
 
 /// <summary>The isolated area's reply header.</summary>
 /// <param name="Error">Set when the command failed: a stable code and a message.</param>
-/// <param name="BodySha256">Lower-case hex SHA-256 of the reply body when it is an encrypted dataset, so the host can sign the upload and stream the body straight through.</param>
-public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null, string? BodySha256 = null);
+public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null);
 
 /// <summary>Why a command failed inside the isolated area.</summary>
 public sealed record EnclaveError(string Code, string Message);
@@ -70,6 +69,14 @@ public static class EnclaveFrame
     /// <summary>Writes one frame and flushes.</summary>
     public static async Task WriteAsync(Stream s, byte[] header, Stream? body, long bodyLength, CancellationToken ct = default)
     {
+        await WriteHeaderAsync(s, header, bodyLength, ct).ConfigureAwait(false);
+        if (body is not null && bodyLength > 0) await body.CopyToAsync(s, ct).ConfigureAwait(false);
+        await s.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes a frame's header and body length; the caller then writes exactly <paramref name="bodyLength"/> bytes and flushes.</summary>
+    public static async Task WriteHeaderAsync(Stream s, byte[] header, long bodyLength, CancellationToken ct = default)
+    {
         var prefix = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(prefix, (uint)header.Length);
         await s.WriteAsync(prefix, ct).ConfigureAwait(false);
@@ -77,8 +84,6 @@ public static class EnclaveFrame
         var len = new byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(len, (ulong)bodyLength);
         await s.WriteAsync(len, ct).ConfigureAwait(false);
-        if (body is not null && bodyLength > 0) await body.CopyToAsync(s, ct).ConfigureAwait(false);
-        await s.FlushAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Reads one frame; null at a clean end of stream. The body is read into memory.</summary>

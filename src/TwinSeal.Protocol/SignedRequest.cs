@@ -26,6 +26,13 @@ public static class SignedRequest
     /// <summary>Header with the lower-case hex SHA-256 of the body, so a receiver can check the signature before it reads a large body.</summary>
     public const string ContentHashHeader = "TwinSeal-Content-SHA256";
 
+    /// <summary>
+    /// For a dataset upload streamed as it is encrypted: the SHA-256 of the dataset's stream header, signed in place of
+    /// the body hash (which nobody knows before the stream ends). Everything after the header is authenticated by the
+    /// dataset's own AEAD under a key only attested apps get.
+    /// </summary>
+    public const string DatasetHeaderHashHeader = "TwinSeal-Dataset-Header-SHA256";
+
     /// <summary>The exact bytes that are signed.</summary>
     public static byte[] SigningInput(string method, string pathAndQuery, string partyId, long unixSeconds, string requestId, ReadOnlySpan<byte> body)
         => SigningInput(method, pathAndQuery, partyId, unixSeconds, requestId, Convert.ToHexStringLower(SHA256.HashData(body)));

@@ -231,23 +231,19 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
     }
 
     [Fact]
-    public async Task Upload_WhoseBodyDiffersFromTheSignedHash_IsRefused_AndNothingIsStored()
+    public async Task Upload_WhoseDatasetHeaderDiffersFromTheSignedOne_IsRefused_AndNothingIsStored()
     {
         using var identity = TwinSeal.Party.PartyIdentity.Load(Path.Combine(f.Work, "party1"));
         var id = Guid.NewGuid();
-        using var http = new HttpClient(new SocketsHttpHandler
-        {
-            SslOptions = { RemoteCertificateValidationCallback = (_, c, _, _) => c is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(c.GetRawCertData())) == f.Party2.Endpoint.Fingerprint },
-        });
-        var path = $"/peer/v1/datasets/{id}";
-        using var req = new HttpRequestMessage(HttpMethod.Put, f.Party2.Endpoint.Url + path);
-        TwinSeal.Party.RemoteClient.Sign(req, path, [1, 2, 3], identity.PartyId, identity.Key);
-        req.Content = new ByteArrayContent([1, 2, 4]);
+        using var key = TwinSeal.Crypto.DataKey.Generate();
+        var dataset = TwinSeal.Crypto.DatasetStream.Encrypt(key, new TwinSeal.Crypto.DatasetStreamHeader(id, f.KeyId, 1), [1, 2, 3]);
+        using var peer = new TwinSeal.Party.RemoteClient(f.Party2.Endpoint);
 
-        var resp = await http.SendAsync(req, TestContext.Current.CancellationToken);
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{id}",
+            new MemoryStream(dataset), dataset.Length, new string('0', 64), (identity.PartyId, identity.Key), TestContext.Current.CancellationToken));
 
-        Assert.Equal(System.Net.HttpStatusCode.BadRequest, resp.StatusCode);
-        Assert.Contains("body-hash-mismatch", await resp.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(("dataset-header-mismatch", 400), (e.Code, e.Status));
         Assert.False(File.Exists(Path.Combine(f.Work, "party2", "inbox", $"{id}.tsds")));
+        Assert.False(File.Exists(Path.Combine(f.Work, "party2", "inbox", $"{id}.tsds.partial")));
     }
 }
