@@ -8,40 +8,8 @@ namespace TwinSeal.Enclave;
 /// <summary>CSV in and out of the isolated area (RFC 4180, header row required), via the Sep parser.</summary>
 public static class TableCsv
 {
-    /// <summary>Parses CSV bytes; throws <see cref="ProtocolException"/> naming the line for anything malformed.</summary>
-    public static Table Parse(byte[] csv, string what)
-    {
-        if (csv.Length == 0) throw new ProtocolException("bad-csv", $"{what}: the CSV is empty (a header row is required).");
-        try
-        {
-            // The header is read as an ordinary row: Sep's own header parsing throws ArgumentException on a repeated
-            // column name, which would bypass the bad-csv checks below.
-            using var reader = Sep.Reader(o => o with { Sep = new Sep(','), Unescape = true, DisableColCountCheck = true, HasHeader = false })
-                .From(new MemoryStream(csv, writable: false));
-            if (!reader.MoveNext()) throw new ProtocolException("bad-csv", $"{what}: the CSV has no header row.");
-            var header = reader.Current;
-            var columns = new string[header.ColCount];
-            for (var i = 0; i < columns.Length; i++) columns[i] = header[i].ToString();
-            if (columns.Length == 0 || columns.Any(string.IsNullOrWhiteSpace))
-                throw new ProtocolException("bad-csv", $"{what}: the header row has an empty column name.");
-            var dup = columns.GroupBy(c => c, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-            if (dup is not null) throw new ProtocolException("bad-csv", $"{what}: column '{dup.Key}' appears twice in the header.");
-            var rows = new List<string[]>();
-            foreach (var row in reader)
-            {
-                if (row.ColCount != columns.Length)
-                    throw new ProtocolException("bad-csv", $"{what}: line {row.LineNumberFrom} has {row.ColCount} columns, the header has {columns.Length}.");
-                var cells = new string[columns.Length];
-                for (var i = 0; i < cells.Length; i++) cells[i] = row[i].ToString();
-                rows.Add(cells);
-            }
-            return new Table(columns, rows);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new ProtocolException("bad-csv", $"{what}: {e.Message}");
-        }
-    }
+    /// <summary>Parses CSV bytes; throws <see cref="ProtocolException"/> (<c>bad-csv</c>) naming the line for anything malformed.</summary>
+    public static Table Parse(byte[] csv, string what) => TableLoader.ParseCsv(csv, what);
 
     /// <summary>Writes a table as CSV with a header row.</summary>
     public static byte[] Write(Table table)

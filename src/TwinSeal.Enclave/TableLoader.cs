@@ -137,8 +137,11 @@ public static class TableLoader
         return -1;
     }
 
+    /// <summary>Parses CSV with no expected schema, refusing it at its first bad row (<see cref="TableCsv.Parse"/>).</summary>
+    internal static Table ParseCsv(byte[] csv, string what) => CheckCsv(csv, what, null, new BadRowLog(what, "bad-csv", skip: false));
+
     /// <summary>
-    /// One pass over the CSV with the same Sep settings as <see cref="TableCsv.Parse"/>: header, schema, column counts,
+    /// One pass over the CSV (the only CSV parser of the isolated area): header, schema, column counts,
     /// cell types and required cells. Returns the table of the rows kept (all of them unless bad rows are skipped).
     /// </summary>
     private static Table CheckCsv(byte[] csv, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log)
