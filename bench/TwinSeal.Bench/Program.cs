@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TwinSeal.Bench;
@@ -145,21 +144,3 @@ finally
 
 static string Now() => DateTime.Now.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
 
-/// <summary>What the numbers were measured on.</summary>
-internal sealed record Machine(int Cores, string Cpu, double MemoryGiB, string Runtime, string Os, string LoadAverage, string? LoadAverageAtEnd = null)
-{
-    public static Machine Describe()
-    {
-        var cpu = "unknown CPU";
-        if (File.Exists("/proc/cpuinfo"))
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line is not null) cpu = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-        }
-        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (double)(1L << 30);
-        return new Machine(Environment.ProcessorCount, cpu, memory, RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription, LoadAverageNow());
-    }
-
-    public static string LoadAverageNow() =>
-        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
-}

@@ -64,30 +64,52 @@ public static class Verbs
 
     private static Command KmsCommand()
     {
-        var dataDir = new Option<string>("--data-dir") { Description = "Folder for the KMS store, master key and TLS identity.", Required = true };
-        var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var dataDir = new Option<string>("--data-dir") { Description = "Folder for the TLS identity and, by default, the SQLite store and the master key file.", Required = true };
+        var port = new Option<int>("--port") { Description = "Port to listen on (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var listen = new Option<string>("--listen") { Description = "IP address to listen on. Loopback by default; 0.0.0.0 in a container behind its own network.", DefaultValueFactory = _ => "127.0.0.1" };
+        var store = new KmsStoreOptions();
         var trust = new TrustOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the KMS on loopback HTTPS.") { dataDir, port, acceptSim };
+        var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, acceptSim };
+        store.AddTo(serve);
         trust.AddTo(serve);
-        serve.SetAction(async (pr, ct) =>
+        serve.SetAction(async (pr, ct) => await Guard(async () =>
         {
-            var options = new KmsOptions
+            if (!System.Net.IPAddress.TryParse(pr.GetValue(listen), out var address))
+                throw new InvalidOperationException($"--listen must be an IP address, not '{pr.GetValue(listen)}'.");
+            var options = store.Apply(pr, new KmsOptions
             {
                 DataDirectory = Path.GetFullPath(pr.GetValue(dataDir)!),
                 Verifiers = trust.Read(pr),
                 AcceptSimulatedEvidence = pr.GetValue(acceptSim),
-            };
-            return await Guard(async () =>
-            {
-                await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
-                ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
-                Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}.");
-                await server.WaitForShutdownAsync();
-                return 0;
+                ListenAddress = address,
             });
+            await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
+            ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
+            Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}.");
+            await server.WaitForShutdownAsync();
+            return 0;
+        }));
+
+        var migrateDir = new Option<string>("--data-dir") { Description = "With SQLite: the KMS folder holding kms.sqlite.", Required = false };
+        var migrateStore = new KmsStoreOptions(withRoot: false);
+        var migrate = new Command("migrate", "Bring the KMS store's schema up to this version and say what was applied (the KMS also does this at start).") { migrateDir };
+        migrateStore.AddTo(migrate);
+        migrate.Validators.Add(r =>
+        {
+            if (r.GetValue(migrateDir) is null && !migrateStore.HasPostgres(r)) r.AddError("Give --data-dir (SQLite) or --postgres / TWINSEAL_KMS_POSTGRES (PostgreSQL).");
         });
-        return new Command("kms", "The key management service.") { serve };
+        migrate.SetAction(async (pr, ct) => await Guard(async () =>
+        {
+            var options = migrateStore.Apply(pr, new KmsOptions { DataDirectory = Path.GetFullPath(pr.GetValue(migrateDir) ?? ".") });
+            if (options.PostgresConnectionString is null) Directory.CreateDirectory(options.DataDirectory);
+            await using var db = TwinSeal.Kms.Store.KmsDatabase.Open(options, out var applied);
+            Console.WriteLine(applied.Count == 0
+                ? $"{db.Description}: schema is at version {db.AppliedSchemaVersion()}, nothing to do."
+                : $"{db.Description}: applied migration(s) {string.Join(", ", applied)}; schema is at version {db.AppliedSchemaVersion()}.");
+            return 0;
+        }));
+        return new Command("kms", "The key management service.") { serve, migrate };
     }
 
     private static Option<string> TeeOption()
@@ -209,7 +231,7 @@ public static class Verbs
         {
             return await run();
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or ProtocolException or System.Security.Cryptography.CryptographicException)
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or ProtocolException or System.Security.Cryptography.CryptographicException or System.Data.Common.DbException or ArgumentException)
         {
             Console.Error.WriteLine($"twinseal: {e.Message}");
             return 2;

@@ -58,21 +58,46 @@ public sealed class PartyPublicKey
     /// <summary>Parses and validates a SubjectPublicKeyInfo; throws <see cref="CryptographicException"/> unless it is a P-256 key.</summary>
     public static PartyPublicKey FromSubjectPublicKeyInfo(ReadOnlySpan<byte> spki)
     {
-        using var key = ECDsa.Create();
-        key.ImportSubjectPublicKeyInfo(spki, out var read);
-        if (read != spki.Length || key.KeySize != 256)
-            throw new CryptographicException("A party public key must be a P-256 SubjectPublicKeyInfo.");
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportSubjectPublicKeyInfo(spki, out var read);
+            if (read != spki.Length || key.KeySize != 256)
+                throw new CryptographicException("A party public key must be a P-256 SubjectPublicKeyInfo.");
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
         var copy = spki.ToArray();
-        return new PartyPublicKey(copy, Convert.ToHexStringLower(SHA256.HashData(copy)));
+        var parsed = new PartyPublicKey(copy, Convert.ToHexStringLower(SHA256.HashData(copy)));
+        parsed._imported.Add(key);
+        return parsed;
     }
 
-    /// <summary>Verifies an ECDSA P-256/SHA-256 P1363 signature.</summary>
+    /// <summary>Verifies an ECDSA P-256/SHA-256 P1363 signature. Safe to call from many threads at once.</summary>
     public bool Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)
     {
-        using var key = ECDsa.Create();
-        key.ImportSubjectPublicKeyInfo(_spki, out _);
-        return key.VerifyData(data, signature, HashAlgorithmName.SHA256);
+        // Importing (and so validating) the point costs several times the verification itself, and a KMS checks the
+        // same few parties' signatures on every request: keep imported keys for reuse, one per concurrent caller,
+        // since an ECDsa instance is not documented as safe for concurrent use.
+        if (!_imported.TryTake(out var key))
+        {
+            key = ECDsa.Create();
+            key.ImportSubjectPublicKeyInfo(_spki, out _);
+        }
+        try
+        {
+            return key.VerifyData(data, signature, HashAlgorithmName.SHA256);
+        }
+        finally
+        {
+            _imported.Add(key);
+        }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentBag<ECDsa> _imported = [];
 }
 
 /// <summary>

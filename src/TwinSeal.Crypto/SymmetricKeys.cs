@@ -70,19 +70,13 @@ public abstract class Aes256Key : IDisposable
     }
 }
 
-/// <summary>The KMS master key: seals every KEK at rest.</summary>
+/// <summary>The KMS master key of a file-based root (see <see cref="MasterKeyRoot"/>): seals every KEK at rest.</summary>
 public sealed class MasterKey : Aes256Key
 {
     /// <summary>Takes ownership of the material.</summary>
     public MasterKey(SecretBytes material) : base(material) { }
     /// <summary>A fresh random master key.</summary>
     public static MasterKey Generate() => new(SecretBytes.Random(Length));
-
-    /// <summary>Seals a KEK for storage, bound to its key id.</summary>
-    public byte[] SealKek(KeyEncryptionKey kek, string keyId) => Seal(kek.Material, Aad.ForKek(keyId));
-
-    /// <summary>Unseals a stored KEK; throws if the sealed bytes or key id were tampered with.</summary>
-    public KeyEncryptionKey UnsealKek(ReadOnlySpan<byte> sealedKek, string keyId) => new(OpenSecret(sealedKek, Aad.ForKek(keyId)));
 }
 
 /// <summary>A key-encryption key: wraps one key's data key versions.</summary>

@@ -3,10 +3,22 @@ using TwinSeal.Attestation;
 namespace TwinSeal.Kms;
 
 /// <summary>Configuration of one KMS instance.</summary>
-public sealed class KmsOptions
+public sealed record KmsOptions
 {
-    /// <summary>Folder holding the SQLite store, the master key file and the TLS identity.</summary>
+    /// <summary>Folder holding the TLS identity and, by default, the SQLite store and the master key file.</summary>
     public required string DataDirectory { get; init; }
+
+    /// <summary>
+    /// PostgreSQL connection string (Npgsql syntax). Null keeps the embedded SQLite store in <see cref="DataDirectory"/>.
+    /// Several KMS replicas may share one PostgreSQL database.
+    /// </summary>
+    public string? PostgresConnectionString { get; init; }
+
+    /// <summary>Address the HTTPS listener binds. Loopback by default; a container sets <see cref="System.Net.IPAddress.Any"/>.</summary>
+    public System.Net.IPAddress ListenAddress { get; init; } = System.Net.IPAddress.Loopback;
+
+    /// <summary>Where the root key that seals every KEK lives. Null keeps the master key file in <see cref="DataDirectory"/>.</summary>
+    public Pkcs11RootOptions? Pkcs11Root { get; init; }
 
     /// <summary>Which TEE platforms' evidence is verified, and the trust anchors pinned for each.</summary>
     public VerifierConfiguration Verifiers { get; init; } = new();
@@ -32,4 +44,23 @@ public sealed class KmsOptions
 
     /// <summary>Largest request body accepted, in bytes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 256 * 1024;
+}
+
+/// <summary>A KEK root held in a PKCS#11 token (an HSM, or SoftHSM2 for tests): a non-extractable AES-256 key found by label.</summary>
+public sealed record Pkcs11RootOptions
+{
+    /// <summary>Path of the PKCS#11 module, e.g. <c>/usr/lib/softhsm/libsofthsm2.so</c>.</summary>
+    public required string LibraryPath { get; init; }
+
+    /// <summary>Label of the token holding the root key.</summary>
+    public required string TokenLabel { get; init; }
+
+    /// <summary>User PIN of the token. Read from an environment variable or file by the CLI; never logged.</summary>
+    public required string UserPin { get; init; }
+
+    /// <summary>Label of the AES root key object; created (sensitive, non-extractable) on first start when missing.</summary>
+    public string KeyLabel { get; init; } = "twinseal-kek-root";
+
+    /// <inheritdoc />
+    public override string ToString() => $"PKCS#11 token '{TokenLabel}' key '{KeyLabel}' via {LibraryPath}";
 }

@@ -1,13 +1,21 @@
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using TwinSeal.Crypto;
 using TwinSeal.Kms.Http;
 using TwinSeal.Protocol;
 
 namespace TwinSeal.Kms;
 
-/// <summary>The standalone KMS process: the KMS API over loopback HTTPS, with its OpenAPI document at <c>/openapi/v1.json</c>.</summary>
+/// <summary>
+/// The standalone KMS process: the KMS API over HTTPS (loopback unless <see cref="KmsOptions.ListenAddress"/> says otherwise), with its OpenAPI document at <c>/openapi/v1.json</c>,
+/// probes at <c>/healthz</c> and <c>/readyz</c> and Prometheus metrics at <c>/metrics</c> (none of these three is signed).
+/// </summary>
 public sealed class KmsServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
@@ -26,20 +34,48 @@ public sealed class KmsServer : IAsyncDisposable
     /// <summary>The KMS behind the API (tests use it to inspect state).</summary>
     public KmsService Service => _kms;
 
-    /// <summary>Starts a KMS on 127.0.0.1:<paramref name="port"/> (0 picks a free port).</summary>
+    /// <summary>Starts a KMS on <see cref="KmsOptions.ListenAddress"/> (loopback unless set), port <paramref name="port"/> (0 picks a free port).</summary>
     public static async Task<KmsServer> StartAsync(KmsOptions options, int port = 0, TimeProvider? clock = null)
     {
         var kms = new KmsService(options, clock);
         var cert = TlsIdentity.LoadOrCreate(options.DataDirectory, "TwinSeal KMS");
-        var builder = HttpsLoopbackHost.CreateBuilder(cert, port, options.MaxRequestBodyBytes);
+        var builder = HttpsLoopbackHost.CreateBuilder(cert, port, options.MaxRequestBodyBytes, address: options.ListenAddress);
         builder.Services.AddOpenApi();
+        builder.Services.AddSingleton<KmsMetrics>();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("twinseal-kms"))
+            .WithMetrics(m => m
+                .AddMeter(KmsMetrics.MeterName)
+                // Built into ASP.NET Core and .NET: request durations by route and status, connections and TLS handshakes, GC and thread pool.
+                .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime")
+                // Every scrape shows the requests before it; the KMS has few series, so rendering each scrape costs little.
+                .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
+        // OpenTelemetry selects meters by name across the whole process, and another host in it (a second KMS, a party
+        // host with a hosted KMS, a test) has meters of the same names from its own factory: count only this host's.
+        builder.Services.ConfigureOpenTelemetryMeterProvider((services, m) =>
+        {
+            var own = services.GetRequiredService<IMeterFactory>();
+            m.AddView(i => i.Meter.Scope is IMeterFactory other && !ReferenceEquals(other, own) ? MetricStreamConfiguration.Drop : null);
+        });
         var app = builder.Build();
+        CountStoreUnavailable(app, app.Services.GetRequiredService<KmsMetrics>());
         app.UseProblemResponses();
         app.MapOpenApi();
         app.MapKms(kms);
+        app.MapKmsHealth(kms, app.Logger);
+        app.MapPrometheusScrapingEndpoint();
         await app.StartAsync().ConfigureAwait(false);
         return new KmsServer(app, kms, HttpsLoopbackHost.Endpoint(app, cert));
     }
+
+    // Outside the problem middleware, so it sees the status every failure finally got. Readiness is left out: an
+    // orchestrator polling /readyz while the store is down would otherwise swamp the count of requests that failed.
+    private static void CountStoreUnavailable(WebApplication app, KmsMetrics metrics) => app.Use(async (ctx, next) =>
+    {
+        await next(ctx).ConfigureAwait(false);
+        if (ctx.Response.StatusCode == StatusCodes.Status503ServiceUnavailable && ctx.Request.Path != HealthEndpoints.ReadinessPath)
+            metrics.StoreUnavailableResponse((ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(unmatched)");
+    });
 
     /// <summary>Runs until the process is asked to stop.</summary>
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();

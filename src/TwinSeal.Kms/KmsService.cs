@@ -12,28 +12,49 @@ namespace TwinSeal.Kms;
 /// <summary>One KMS instance: its store, master key, verifiers and the services built on them.</summary>
 public sealed class KmsService : IDisposable
 {
-    private readonly MasterKey _master;
+    private readonly KekRoot _root;
     private readonly Timer _deletionSweep;
+    private readonly TimeProvider _clock;
 
     /// <summary>Opens the KMS state in <see cref="KmsOptions.DataDirectory"/>, creating it on first start.</summary>
     public KmsService(KmsOptions options, TimeProvider? clock = null)
     {
         clock ??= TimeProvider.System;
+        _clock = clock;
         Options = options;
         Directory.CreateDirectory(options.DataDirectory);
-        Database = new KmsDatabase(Path.Combine(options.DataDirectory, "kms.sqlite"));
-        _master = MasterKeyFile.LoadOrCreate(options.DataDirectory);
+        _root = options.Pkcs11Root is { } hsm ? Pkcs11KekRoot.Open(hsm) : MasterKeyFile.LoadOrCreate(options.DataDirectory);
+        try
+        {
+            Database = KmsDatabase.Open(options);
+        }
+        catch
+        {
+            _root.Dispose();
+            throw;
+        }
         // Hardware verifiers pass debug evidence through as a claim; whether it is acceptable is the policy's decision (ReferenceValues.AllowDebug).
         var verifiers = VerifierSet.Create(options.Verifiers with { PassDebugThrough = true }, clock);
-        Keys = new KeyStore(Database, _master, clock);
+        Keys = new KeyStore(Database, _root, clock);
         Parties = new PartyRegistry(Database, clock);
         Authority = new AuthorityService(Database, clock, options);
         Nonces = new NonceIssuer(Database, clock, options);
         Deletion = new KeyDeletion(Database, clock);
-        Release = new KeyRelease(Database, Keys, Deletion, Nonces, verifiers, options, clock);
-        Authenticator = new RequestAuthenticator(Database, clock);
+        Release = new KeyRelease(Database, Keys, verifiers, options, clock);
+        Authenticator = new RequestAuthenticator(Database, Parties, clock);
         // Deletions fall due while nobody asks for the key too; destroy their material promptly anyway.
         _deletionSweep = new Timer(_ => _ = SweepAsync(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>What seals the KEKs (for health output).</summary>
+    public string RootDescription => _root.Description;
+
+    /// <summary>Seals and unseals a throwaway KEK, proving the root (file or HSM session) works; throws otherwise.</summary>
+    public void ProbeRoot()
+    {
+        using var kek = KeyEncryptionKey.Generate();
+        var sealedKek = _root.SealKek(kek, "readiness-probe");
+        using var back = _root.UnsealKek(sealedKek, "readiness-probe");
     }
 
     /// <summary>Configuration.</summary>
@@ -60,8 +81,14 @@ public sealed class KmsService : IDisposable
         try
         {
             await Deletion.CompleteDueAsync().ConfigureAwait(false);
+            // Housekeeping off the request path, so a request's write never has to delete old rows.
+            await Database.WriteAsync((c, tx) =>
+            {
+                var now = _clock.GetUtcNow();
+                return RequestAuthenticator.Prune(c, tx, now) + NonceIssuer.Prune(c, tx, now);
+            }).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e) when (e is System.Data.Common.DbException or StoreUnavailableException or ObjectDisposedException or InvalidOperationException)
         {
             // The next sweep, or the next key-use request, completes it.
         }
@@ -71,6 +98,8 @@ public sealed class KmsService : IDisposable
     public void Dispose()
     {
         _deletionSweep.Dispose();
-        _master.Dispose();
+        // Writes already queued finish (and are acknowledged) before the store closes.
+        Database.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _root.Dispose();
     }
 }

@@ -95,7 +95,8 @@ public sealed class KmsTestBed : IAsyncDisposable
     public AuthorityInfo Authority { get; private set; } = null!;
 
     /// <summary>Builds the whole bed: a KMS that trusts the bed's simulated platform root and, unless told otherwise, accepts simulated evidence.</summary>
-    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null)
+    /// <param name="postgres">A PostgreSQL connection string (see <see cref="TestServices.NewPostgresDatabaseAsync"/>); null uses SQLite.</param>
+    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null)
     {
         var root = Directory.CreateTempSubdirectory("twinseal-kms-tests-").FullName;
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -107,6 +108,7 @@ public sealed class KmsTestBed : IAsyncDisposable
             DataDirectory = Path.Combine(root, "kms"),
             TrustedSimulatedRoots = [rootCert],
             AcceptSimulatedEvidence = acceptSimulatedEvidence,
+            PostgresConnectionString = postgres,
             MaxRequestBodyBytes = maxRequestBodyBytes ?? new KmsOptions { DataDirectory = "" }.MaxRequestBodyBytes,
         };
         var bed = new KmsTestBed(root, clock, options);
@@ -223,6 +225,19 @@ public sealed class KmsTestBed : IAsyncDisposable
         foreach (var p in Parties) p.Reconnect(Server.Endpoint, Clock);
     }
 
+    /// <summary>Starts another KMS replica on the same store and master key (a new port); the caller disposes it.</summary>
+    public Task<KmsServer> StartReplicaAsync() => KmsServer.StartAsync(Options, 0, Clock);
+
+    /// <summary>A client of <paramref name="server"/> signing as <paramref name="party"/>.</summary>
+    public KmsClient ClientOf(KmsServer server, TestParty party)
+    {
+        var client = new KmsClient(server.Endpoint, party.Id, party.Key, Clock);
+        _clients.Add(client);
+        return client;
+    }
+
+    private readonly List<KmsClient> _clients = [];
+
     /// <summary>Stops the KMS (idempotent), leaving its data directory in place.</summary>
     public async Task StopAsync()
     {
@@ -261,6 +276,7 @@ public sealed class KmsTestBed : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        foreach (var c in _clients) c.Dispose();
         foreach (var p in Parties) p.Dispose();
         foreach (var d in _owned) d.Dispose();
         try

@@ -95,32 +95,9 @@ public sealed class AwsNitroVerifier : IEvidenceVerifier
 
     private static CoseSign1Message DecodeCose(byte[] document)
     {
-        CoseSign1Message message;
-        try
-        {
-            // Accepts the message with or without CBOR tag 18.
-            message = CoseMessage.DecodeSign1(document);
-        }
-        catch (Exception e) when (e is CryptographicException or CborContentException or InvalidOperationException or ArgumentException)
-        {
-            throw Invalid($"attestation document is not a COSE_Sign1 message: {e.Message}");
-        }
-
-        if (!message.ProtectedHeaders.TryGetValue(CoseHeaderLabel.Algorithm, out var alg))
-            throw Invalid("attestation document has no algorithm in its protected header");
-        int algorithm;
-        try
-        {
-            algorithm = alg.GetValueAsInt32();
-        }
-        catch (Exception e) when (e is InvalidOperationException or CborContentException or OverflowException)
-        {
-            throw Invalid($"attestation document algorithm is not an integer: {e.Message}");
-        }
+        var (message, algorithm, _) = CoseSign1Document.Decode(document, "attestation document");
         if (algorithm != Es384)
             throw Invalid($"attestation document is signed with COSE algorithm {algorithm}, AWS Nitro uses ES384 ({Es384})");
-        if (message.Content is null)
-            throw Invalid("attestation document has a detached payload");
         return message;
     }
 

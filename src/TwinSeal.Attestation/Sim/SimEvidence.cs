@@ -73,21 +73,11 @@ public sealed class SimEvidenceVerifier(X509Certificate2Collection trustedRoots,
     public NormalisedClaims Verify(Evidence evidence)
     {
         EvidenceEnvelope.Check(evidence, SimClaims.PlatformTag, "evidence document", MaxEvidenceBytes);
-        CoseSign1Message msg;
-        try
-        {
-            msg = CoseMessage.DecodeSign1(evidence.Document);
-        }
-        catch (CryptographicException e)
-        {
-            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, $"evidence is not a COSE_Sign1 message: {e.Message}");
-        }
-        if (!msg.ProtectedHeaders.TryGetValue(CoseHeaderLabel.Algorithm, out var alg) || alg.GetValueAsInt32() != Es256)
+        var (msg, algorithm, content) = CoseSign1Document.Decode(evidence.Document, "evidence");
+        if (algorithm != Es256)
             throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence must be signed with ES256");
         if (!msg.ProtectedHeaders.TryGetValue(X5Chain, out var x5))
             throw new EvidenceException(KeyUseRefusal.EvidenceUntrusted, "evidence carries no attestation certificate (x5chain)");
-        if (msg.Content is not { } content)
-            throw new EvidenceException(KeyUseRefusal.EvidenceInvalid, "evidence has a detached payload");
 
         using var leaf = ParseCertificate(x5);
         ECDsa publicKey;

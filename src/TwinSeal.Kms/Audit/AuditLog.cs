@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using TwinSeal.Kms.Store;
 using TwinSeal.Protocol;
 
@@ -18,14 +18,14 @@ public static class AuditLog
     public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
 
     /// <summary>Appends a record in the caller's transaction.</summary>
-    public static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail)
+    public static void Append(DbConnection c, DbTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail)
         => Append(c, tx, at, evt, keyId, actor, detail, null);
 
     /// <summary>Appends a record of a decision taken on <paramref name="signer"/>'s signed request, keeping the signature.</summary>
-    public static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, Http.Signer signer, string detail)
+    public static void Append(DbConnection c, DbTransaction tx, DateTimeOffset at, string evt, string? keyId, Http.Signer signer, string detail)
         => Append(c, tx, at, evt, keyId, signer.PartyId, detail, signer);
 
-    private static void Append(SqliteConnection c, SqliteTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail, Http.Signer? signer)
+    private static void Append(DbConnection c, DbTransaction tx, DateTimeOffset at, string evt, string? keyId, string? actor, string detail, Http.Signer? signer)
     {
         long prevSeq = 0;
         var prevHash = Genesis;
@@ -41,16 +41,16 @@ public static class AuditLog
         var seq = prevSeq + 1;
         var ms = at.ToUnixTimeMilliseconds();
         var hash = Hash(seq, ms, evt, keyId, actor, detail, prevHash, signer?.SignedRequest, signer?.Signature);
-        KmsDatabase.Execute(c, tx, "INSERT INTO audit(seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature) VALUES($s,$a,$e,$k,$p,$d,$ph,$h,$sr,$sg)",
-            ("$s", seq), ("$a", ms), ("$e", evt), ("$k", keyId), ("$p", actor), ("$d", detail), ("$ph", prevHash), ("$h", hash), ("$sr", signer?.SignedRequest), ("$sg", signer?.Signature));
+        KmsDatabase.Execute(c, tx, "INSERT INTO audit(seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature) VALUES(@s,@a,@e,@k,@p,@d,@ph,@h,@sr,@sg)",
+            ("@s", seq), ("@a", ms), ("@e", evt), ("@k", keyId), ("@p", actor), ("@d", detail), ("@ph", prevHash), ("@h", hash), ("@sr", signer?.SignedRequest), ("@sg", signer?.Signature));
     }
 
     /// <summary>Reads records after <paramref name="afterSequence"/>.</summary>
-    public static IReadOnlyList<AuditRecord> Read(SqliteConnection c, long afterSequence, int limit)
+    public static IReadOnlyList<AuditRecord> Read(DbConnection c, long afterSequence, int limit)
     {
         var list = new List<AuditRecord>();
-        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit WHERE seq > $after ORDER BY seq LIMIT $limit",
-            ("$after", afterSequence), ("$limit", limit));
+        using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit WHERE seq > @after ORDER BY seq LIMIT @limit",
+            ("@after", afterSequence), ("@limit", limit));
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
@@ -62,10 +62,16 @@ public static class AuditLog
     }
 
     /// <summary>Walks the whole chain and names the first record that does not check.</summary>
-    public static AuditVerification Verify(SqliteConnection c)
+    public static AuditVerification Verify(DbConnection c)
     {
         var expectedPrev = Genesis;
         long expectedSeq = 1, count = 0;
+        // Party keys up front: PostgreSQL allows one open reader per connection, and the chain is read as one stream.
+        var partyKeys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var parsed = new Dictionary<string, TwinSeal.Crypto.PartyPublicKey>(StringComparer.Ordinal);
+        using (var parties = KmsDatabase.Command(c, null, "SELECT party_id, public_key FROM parties"))
+        using (var pr = parties.ExecuteReader())
+            while (pr.Read()) partyKeys[pr.GetString(0)] = (byte[])pr[1];
         using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit ORDER BY seq");
         using var r = cmd.ExecuteReader();
         while (r.Read())
@@ -83,7 +89,7 @@ public static class AuditLog
             var actual = Hash(seq, r.GetInt64(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), actor, r.GetString(5), prev, signedRequest, signature);
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(stored)))
                 return new AuditVerification(false, count, seq, $"record {seq} was altered: its content does not match its hash");
-            if (signedRequest is not null && CheckSignature(c, actor, signedRequest, signature) is { } bad)
+            if (signedRequest is not null && CheckSignature(partyKeys, parsed, actor, signedRequest, signature) is { } bad)
                 return new AuditVerification(false, count, seq, $"record {seq}: {bad}");
             expectedPrev = stored;
             expectedSeq++;
@@ -93,14 +99,15 @@ public static class AuditLog
     }
 
     /// <summary>Checks that <paramref name="actor"/>'s registered key signed <paramref name="signedRequest"/>, and that the request names that party.</summary>
-    private static string? CheckSignature(SqliteConnection c, string? actor, byte[] signedRequest, byte[]? signature)
+    private static string? CheckSignature(Dictionary<string, byte[]> partyKeys, Dictionary<string, TwinSeal.Crypto.PartyPublicKey> parsed, string? actor, byte[] signedRequest, byte[]? signature)
     {
         if (actor is null || signature is null) return "a signed request without its party or signature";
-        var party = PartyRegistry.Find(c, null, actor);
-        if (party is null) return $"signed by '{actor}', who is not a registered party";
+        if (!partyKeys.TryGetValue(actor, out var publicKey)) return $"signed by '{actor}', who is not a registered party";
         var lines = Encoding.UTF8.GetString(signedRequest).Split('\n');
         if (lines.Length < 4 || lines[3] != actor) return $"the signed request does not name '{actor}'";
-        return TwinSeal.Crypto.PartyPublicKey.FromSubjectPublicKeyInfo(party.PublicKey).Verify(signedRequest, signature)
+        // Parsed once per party, not per record: parsing costs several times the verification.
+        if (!parsed.TryGetValue(actor, out var key)) parsed[actor] = key = TwinSeal.Crypto.PartyPublicKey.FromSubjectPublicKeyInfo(publicKey);
+        return key.Verify(signedRequest, signature)
             ? null : $"the signature does not verify with '{actor}''s registered key";
     }
 

@@ -1,4 +1,4 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using TwinSeal.Kms.Audit;
 using TwinSeal.Kms.Http;
 using TwinSeal.Kms.Store;
@@ -20,9 +20,9 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     public AuthorityInfo? Current(string keyId) => db.Read(c => Current(c, null, keyId));
 
     /// <summary>The current authority inside a transaction, or null.</summary>
-    public static AuthorityInfo? Current(SqliteConnection c, SqliteTransaction? tx, string keyId)
+    public static AuthorityInfo? Current(DbConnection c, DbTransaction? tx, string keyId)
     {
-        using var cmd = KmsDatabase.Command(c, tx, "SELECT version, policy, policy_hash FROM authorities WHERE key_id = $k ORDER BY version DESC LIMIT 1", ("$k", keyId));
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT version, policy, policy_hash FROM authorities WHERE key_id = @k ORDER BY version DESC LIMIT 1", ("@k", keyId));
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var policy = ProtocolJson.Parse<AuthorityPolicy>((byte[])r[1], "stored policy");
@@ -48,10 +48,10 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             ValidatePolicy(c, tx, policy, now);
             KmsDatabase.Execute(c, tx, """
                 INSERT INTO proposals(proposal_id, key_id, kind, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
-                VALUES($id,$k,'policy',$b,$body,$h,$p,$t,$e,'pending')
-                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer.PartyId),
-                ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
-            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
+                VALUES(@id,@k,'policy',@b,@body,@h,@p,@t,@e,'pending')
+                """, ("@id", id), ("@k", keyId), ("@b", proposal.BaseVersion), ("@body", ProtocolJson.Canonical(proposal)), ("@h", hash), ("@p", proposer.PartyId),
+                ("@t", now.ToUnixTimeMilliseconds()), ("@e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES(@id,@p,@t)", ("@id", id), ("@p", proposer.PartyId), ("@t", now.ToUnixTimeMilliseconds()));
             AuditLog.Append(c, tx, now, "authority-proposed", keyId, proposer, $"proposal {id} hash {hash} replaces version {proposal.BaseVersion}; needs {(current?.Policy.ChangeMethod == ChangeMethod.Quorum ? $"{current.Policy.Quorum} of " : "all of ")}{string.Join(", ", required)}");
             return TryApply(c, tx, id, now);
         }).ConfigureAwait(false);
@@ -95,10 +95,10 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             }
             KmsDatabase.Execute(c, tx, """
                 INSERT INTO proposals(proposal_id, key_id, kind, base_version, body, proposal_hash, proposed_by, created_at, expires_at, status)
-                VALUES($id,$k,'lifecycle',$b,$body,$h,$p,$t,$e,'pending')
-                """, ("$id", id), ("$k", keyId), ("$b", proposal.BaseVersion), ("$body", ProtocolJson.Canonical(proposal)), ("$h", hash), ("$p", proposer.PartyId),
-                ("$t", now.ToUnixTimeMilliseconds()), ("$e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
-            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)", ("$id", id), ("$p", proposer.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
+                VALUES(@id,@k,'lifecycle',@b,@body,@h,@p,@t,@e,'pending')
+                """, ("@id", id), ("@k", keyId), ("@b", proposal.BaseVersion), ("@body", ProtocolJson.Canonical(proposal)), ("@h", hash), ("@p", proposer.PartyId),
+                ("@t", now.ToUnixTimeMilliseconds()), ("@e", (now + options.ProposalLifetime).ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES(@id,@p,@t)", ("@id", id), ("@p", proposer.PartyId), ("@t", now.ToUnixTimeMilliseconds()));
             AuditLog.Append(c, tx, now, "lifecycle-proposed", keyId, proposer, $"proposal {id} hash {hash}: {proposal.Action}{(proposal.KeyVersion is { } kv ? $" version {kv}" : "")}");
             return TryApply(c, tx, id, now);
         }).ConfigureAwait(false);
@@ -127,8 +127,8 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
                 AuditLog.Append(c, tx, now, "authority-refused", keyId, approver, $"approval of {proposalId} by a party outside the operation authority");
                 throw KmsException.Forbidden("not-an-operator", $"Party '{approver}' is not in the operation authority for this change.").Recorded();
             }
-            var added = KmsDatabase.Execute(c, tx, "INSERT OR IGNORE INTO approvals(proposal_id, party_id, approved_at) VALUES($id,$p,$t)",
-                ("$id", proposalId), ("$p", approver.PartyId), ("$t", now.ToUnixTimeMilliseconds()));
+            var added = KmsDatabase.Execute(c, tx, "INSERT INTO approvals(proposal_id, party_id, approved_at) VALUES(@id,@p,@t) ON CONFLICT DO NOTHING",
+                ("@id", proposalId), ("@p", approver.PartyId), ("@t", now.ToUnixTimeMilliseconds()));
             if (added > 0) AuditLog.Append(c, tx, now, "authority-approved", keyId, approver, $"proposal {proposalId} hash {p.Hash}");
             return TryApply(c, tx, proposalId, now);
         }).ConfigureAwait(false);
@@ -141,7 +141,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return Status(c, null, proposalId);
     });
 
-    private List<string> RequiredApprovers(SqliteConnection c, SqliteTransaction tx, string keyId, KeyInfo key, AuthorityInfo? current, AuthorityPolicy proposed, string proposer)
+    private List<string> RequiredApprovers(DbConnection c, DbTransaction tx, string keyId, KeyInfo key, AuthorityInfo? current, AuthorityPolicy proposed, string proposer)
     {
         var now = clock.GetUtcNow();
         if (current is null)
@@ -169,7 +169,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return current.Policy.Operators.Distinct().Order(StringComparer.Ordinal).ToList();
     }
 
-    private static void ValidatePolicy(SqliteConnection c, SqliteTransaction tx, AuthorityPolicy p, DateTimeOffset now)
+    private static void ValidatePolicy(DbConnection c, DbTransaction tx, AuthorityPolicy p, DateTimeOffset now)
     {
         static KmsException Bad(string m) => KmsException.BadRequest("invalid-policy", m);
         if (p.Operators.Count == 0) throw Bad("The operation authority must name at least one party.");
@@ -249,7 +249,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         }
     }
 
-    private ProposalStatus TryApply(SqliteConnection c, SqliteTransaction tx, string proposalId, DateTimeOffset now)
+    private ProposalStatus TryApply(DbConnection c, DbTransaction tx, string proposalId, DateTimeOffset now)
     {
         var status = Status(c, tx, proposalId);
         if (status.Status != "pending" || status.ApprovedBy.Count(status.Required.Contains) < status.Threshold) return status;
@@ -263,22 +263,22 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         if (status.Lifecycle is { } lifecycle)
         {
             ApplyLifecycle(c, tx, status, lifecycle, now);
-            KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied' WHERE proposal_id = $id", ("$id", proposalId));
+            KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied' WHERE proposal_id = @id", ("@id", proposalId));
             return Status(c, tx, proposalId);
         }
         var policy = status.Policy!;
         var version = status.BaseVersion + 1;
         var policyHash = PolicyDocument.Hash(policy);
         // The primary key (key_id, version) makes a concurrent second apply of the same version fail instead of forking history.
-        KmsDatabase.Execute(c, tx, "INSERT INTO authorities(key_id, version, policy, policy_hash, applied_at, proposal_id) VALUES($k,$v,$p,$h,$t,$id)",
-            ("$k", status.KeyId), ("$v", version), ("$p", ProtocolJson.Canonical(policy)), ("$h", policyHash), ("$t", now.ToUnixTimeMilliseconds()), ("$id", proposalId));
-        KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied', applied_version = $v WHERE proposal_id = $id", ("$v", version), ("$id", proposalId));
+        KmsDatabase.Execute(c, tx, "INSERT INTO authorities(key_id, version, policy, policy_hash, applied_at, proposal_id) VALUES(@k,@v,@p,@h,@t,@id)",
+            ("@k", status.KeyId), ("@v", version), ("@p", ProtocolJson.Canonical(policy)), ("@h", policyHash), ("@t", now.ToUnixTimeMilliseconds()), ("@id", proposalId));
+        KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = 'applied', applied_version = @v WHERE proposal_id = @id", ("@v", version), ("@id", proposalId));
         AuditLog.Append(c, tx, now, "authority-set", status.KeyId, string.Join(",", status.ApprovedBy),
             $"version {version} policy {policyHash} change method {policy.ChangeMethod} from proposal {proposalId}");
         return Status(c, tx, proposalId);
     }
 
-    private void ApplyLifecycle(SqliteConnection c, SqliteTransaction tx, ProposalStatus status, LifecycleProposal lifecycle, DateTimeOffset now)
+    private void ApplyLifecycle(DbConnection c, DbTransaction tx, ProposalStatus status, LifecycleProposal lifecycle, DateTimeOffset now)
     {
         var approvers = string.Join(",", status.ApprovedBy);
         if (lifecycle.Action == LifecycleAction.RetireVersion)
@@ -294,7 +294,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             AuditLog.Append(c, tx, now, "key-deleted", status.KeyId, approvers, $"sealed KEK and every wrapped data key version destroyed (proposal {status.ProposalId})");
             return;
         }
-        KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'pending-deletion', deletion_due_at = $d WHERE key_id = $k", ("$d", due.ToUnixTimeMilliseconds()), ("$k", status.KeyId));
+        KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'pending-deletion', deletion_due_at = @d WHERE key_id = @k", ("@d", due.ToUnixTimeMilliseconds()), ("@k", status.KeyId));
         AuditLog.Append(c, tx, now, "deletion-scheduled", status.KeyId, approvers, $"key will be destroyed at {due:O} unless an operator cancels (proposal {status.ProposalId})");
     }
 
@@ -302,14 +302,14 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     private static List<string> PartiesNamed(AuthorityPolicy p)
         => p.Operators.Concat(p.Usage.Select(u => u.PartyId)).Append(p.Output.Recipient).Distinct().Order(StringComparer.Ordinal).ToList();
 
-    private static void Close(SqliteConnection c, SqliteTransaction tx, string id, string status)
-        => KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = $s WHERE proposal_id = $id", ("$s", status), ("$id", id));
+    private static void Close(DbConnection c, DbTransaction tx, string id, string status)
+        => KmsDatabase.Execute(c, tx, "UPDATE proposals SET status = @s WHERE proposal_id = @id", ("@s", status), ("@id", id));
 
     private sealed record ProposalRow(string KeyId, string Hash, string Status, DateTimeOffset ExpiresAt);
 
-    private static ProposalRow LoadProposal(SqliteConnection c, SqliteTransaction? tx, string keyId, string proposalId)
+    private static ProposalRow LoadProposal(DbConnection c, DbTransaction? tx, string keyId, string proposalId)
     {
-        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, status, expires_at FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, status, expires_at FROM proposals WHERE proposal_id = @id", ("@id", proposalId));
         using var r = cmd.ExecuteReader();
         if (!r.Read() || r.GetString(0) != keyId) throw KmsException.NotFound("proposal-not-found", $"No proposal '{proposalId}' for key '{keyId}'.");
         return new ProposalRow(r.GetString(0), r.GetString(1), r.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)));
@@ -319,21 +319,29 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     /// Who may approve a proposal and how many must: the first authority binds every operator it names, so all of
     /// them; a change follows the change method of the version it replaces (all operators, or a quorum of them).
     /// </summary>
-    private static (List<string> Eligible, int Threshold) Rule(SqliteConnection c, SqliteTransaction? tx, string proposalId)
+    private static (List<string> Eligible, int Threshold) Rule(DbConnection c, DbTransaction? tx, string proposalId)
     {
-        using var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body, kind FROM proposals WHERE proposal_id = $id", ("$id", proposalId));
-        using var r = cmd.ExecuteReader();
-        r.Read();
-        var keyId = r.GetString(0);
-        var baseVersion = r.GetInt32(1);
-        if (baseVersion == 0 && r.GetString(3) == "lifecycle")
+        string keyId, kind;
+        int baseVersion;
+        byte[] body;
+        // Read the row out before the next query: PostgreSQL allows one open reader per connection.
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, base_version, body, kind FROM proposals WHERE proposal_id = @id", ("@id", proposalId)))
+        using (var r = cmd.ExecuteReader())
+        {
+            r.Read();
+            keyId = r.GetString(0);
+            baseVersion = r.GetInt32(1);
+            body = (byte[])r[2];
+            kind = r.GetString(3);
+        }
+        if (baseVersion == 0 && kind == "lifecycle")
             return ([KeyStore.Find(c, tx, keyId)!.CreatedBy], 1);
         if (baseVersion == 0)
         {
-            var first = PartiesNamed(ProtocolJson.Parse<ChangeProposal>((byte[])r[2], "stored proposal").Policy);
+            var first = PartiesNamed(ProtocolJson.Parse<ChangeProposal>(body, "stored proposal").Policy);
             return (first, first.Count);
         }
-        using var cmd2 = KmsDatabase.Command(c, tx, "SELECT policy FROM authorities WHERE key_id = $k AND version = $v", ("$k", keyId), ("$v", baseVersion));
+        using var cmd2 = KmsDatabase.Command(c, tx, "SELECT policy FROM authorities WHERE key_id = @k AND version = @v", ("@k", keyId), ("@v", baseVersion));
         // If the base version vanished the proposal can never apply: nobody is eligible.
         if (cmd2.ExecuteScalar() is not byte[] basePolicyBytes) return ([], 1);
         var basePolicy = ProtocolJson.Parse<AuthorityPolicy>(basePolicyBytes, "stored policy");
@@ -341,7 +349,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         return basePolicy.ChangeMethod == ChangeMethod.Quorum ? (operators, basePolicy.Quorum ?? operators.Count) : (operators, operators.Count);
     }
 
-    private static ProposalStatus Status(SqliteConnection c, SqliteTransaction? tx, string proposalId)
+    private static ProposalStatus Status(DbConnection c, DbTransaction? tx, string proposalId)
     {
         string keyId, hash, status;
         int baseVersion;
@@ -349,7 +357,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         AuthorityPolicy? policy = null;
         LifecycleProposal? lifecycle = null;
         DateTimeOffset expires;
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version, body, kind, expires_at FROM proposals WHERE proposal_id = $id", ("$id", proposalId)))
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id, proposal_hash, base_version, status, applied_version, body, kind, expires_at FROM proposals WHERE proposal_id = @id", ("@id", proposalId)))
         using (var r = cmd.ExecuteReader())
         {
             r.Read();
@@ -360,7 +368,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
             expires = DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7));
         }
         var approved = new List<string>();
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT party_id FROM approvals WHERE proposal_id = $id ORDER BY party_id", ("$id", proposalId)))
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT party_id FROM approvals WHERE proposal_id = @id ORDER BY party_id", ("@id", proposalId)))
         using (var r = cmd.ExecuteReader())
             while (r.Read()) approved.Add(r.GetString(0));
         var (eligible, threshold) = Rule(c, tx, proposalId);

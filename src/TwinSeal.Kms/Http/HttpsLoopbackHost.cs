@@ -20,7 +20,8 @@ namespace TwinSeal.Kms.Http;
 public static class HttpsLoopbackHost
 {
     /// <summary>Creates a builder listening on 127.0.0.1:<paramref name="port"/> (0 = any free port) with <paramref name="certificate"/>.</summary>
-    public static WebApplicationBuilder CreateBuilder(X509Certificate2 certificate, int port, long maxBodyBytes, LogLevel minimumLogLevel = LogLevel.Warning)
+    /// <param name="address">Address to bind instead of loopback (a container binds <see cref="IPAddress.Any"/> on its own network).</param>
+    public static WebApplicationBuilder CreateBuilder(X509Certificate2 certificate, int port, long maxBodyBytes, LogLevel minimumLogLevel = LogLevel.Warning, IPAddress? address = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -30,7 +31,7 @@ public static class HttpsLoopbackHost
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = maxBodyBytes;
-            k.Listen(IPAddress.Loopback, port, l =>
+            k.Listen(address ?? IPAddress.Loopback, port, l =>
             {
                 l.Protocols = HttpProtocols.Http1AndHttp2;
                 l.UseHttps(certificate);
@@ -52,7 +53,13 @@ public static class HttpsLoopbackHost
             catch (Exception e) when (!ctx.Response.HasStarted)
             {
                 var (status, code, detail) = Classify(e);
-                if (status >= 500)
+                if (status == 503)
+                {
+                    // The store is down or failing over; nothing was committed, so the same request may simply be sent again.
+                    app.Logger.LogWarning("Store unavailable on {Path}: {Message}", ctx.Request.Path, e.InnerException?.Message ?? e.Message);
+                    ctx.Response.Headers.RetryAfter = "1";
+                }
+                else if (status >= 500)
                     app.Logger.LogError(e, "Unhandled error on {Path}", ctx.Request.Path);
                 await WriteProblemAsync(ctx, status, code, detail).ConfigureAwait(false);
             }
@@ -73,6 +80,8 @@ public static class HttpsLoopbackHost
         Microsoft.AspNetCore.Http.BadHttpRequestException b when b.StatusCode == StatusCodes.Status413PayloadTooLarge => (413, "body-too-large", "The request body is larger than this service accepts."),
         Microsoft.AspNetCore.Http.BadHttpRequestException b => (b.StatusCode, "bad-request", "The request could not be read."),
         JsonException => (400, "malformed-request", "The request body is not valid JSON for this endpoint."),
+        Store.StoreUnavailableException => (503, "store-unavailable", "The KMS store is unavailable; nothing was changed. Retry later."),
+        System.Data.Common.DbException => (503, "store-unavailable", "The KMS store is unavailable; nothing was changed. Retry later."),
         OperationCanceledException => (499, "cancelled", "The request was cancelled."),
         _ => (500, "internal-error", "The service failed to handle this request; the failure was logged. No state was changed unless the response said so."),
     };
@@ -106,6 +115,7 @@ public static class HttpsLoopbackHost
         410 => "Gone",
         413 => "Body too large",
         415 => "Unsupported media type",
+        503 => "Service unavailable",
         _ => status >= 500 ? "Service error" : "Request not accepted",
     };
 

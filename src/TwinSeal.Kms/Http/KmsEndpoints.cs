@@ -1,6 +1,9 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using TwinSeal.Kms.Release;
 using TwinSeal.Kms.Store;
 using TwinSeal.Protocol;
@@ -13,11 +16,17 @@ public static class KmsEndpoints
     /// <summary>Route prefix of the KMS API.</summary>
     public const string Prefix = "/kms/v1";
 
-    /// <summary>Maps every KMS endpoint onto <paramref name="routes"/>.</summary>
+    /// <summary>
+    /// Maps every KMS endpoint onto <paramref name="routes"/>. Key-use requests are measured on the host's
+    /// <see cref="KmsMetrics"/> service, or on instruments from its meter factory when it registers none.
+    /// </summary>
     public static void MapKms(this IEndpointRouteBuilder routes, KmsService kms)
     {
         var g = routes.MapGroup(Prefix).WithTags("KMS");
         var max = kms.Options.MaxRequestBodyBytes;
+        // The standalone KMS registers one for its /metrics; a party host that hosts the KMS gets unexported instruments
+        // (still visible to dotnet-counters) rather than a second code path without them.
+        var metrics = routes.ServiceProvider.GetService<KmsMetrics>() ?? new KmsMetrics(routes.ServiceProvider.GetRequiredService<IMeterFactory>());
 
         g.MapPost("/parties", async (HttpRequest req) =>
         {
@@ -107,27 +116,47 @@ public static class KmsEndpoints
         {
             var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
             if (body.Length > 0) throw KmsException.BadRequest("malformed-request", "nonce request: this request takes no body.");
-            // Signed, so only registered parties can make the KMS store nonces.
-            await kms.Authenticator.AuthenticateAsync(req, body);
-            return Results.Json(await kms.Nonces.IssueAsync(), ProtocolJson.Options);
+            // Signed, so only registered parties can make the KMS store nonces; the request id is recorded with the nonce.
+            var party = kms.Authenticator.AuthenticateDeferred(req, body);
+            return Results.Json(await kms.Nonces.IssueAsync(party), ProtocolJson.Options);
         })
             .Produces<NonceResponse>().WithSummary("S15: a fresh single-use nonce for evidence (signed by a registered party).");
 
         g.MapPost("/key-use", async (HttpContext ctx) =>
         {
-            var req = ctx.Request;
-            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
-            var party = await kms.Authenticator.AuthenticateAsync(req, body);
-            var use = HttpsLoopbackHost.ParseJson<KeyUseRequest>(req, body, "key-use request");
+            var started = Stopwatch.GetTimestamp();
+            var outcome = KmsMetrics.Failed;
             try
             {
-                return Results.Json(await kms.Release.ReleaseAsync(party, use), ProtocolJson.Options);
+                var req = ctx.Request;
+                var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+                // The request id is recorded in the release's own transaction (one commit, not two).
+                var party = kms.Authenticator.AuthenticateDeferred(req, body);
+                var use = HttpsLoopbackHost.ParseJson<KeyUseRequest>(req, body, "key-use request");
+                try
+                {
+                    var released = await kms.Release.ReleaseAsync(party, use);
+                    outcome = KmsMetrics.Released;
+                    metrics.KeyReleased();
+                    return Results.Json(released, ProtocolJson.Options);
+                }
+                catch (KeyUseRefusedException e)
+                {
+                    var code = KeyRelease.Code(e.Refusal);
+                    outcome = KmsMetrics.Refused;
+                    metrics.KeyRefused(code);
+                    await HttpsLoopbackHost.WriteProblemAsync(ctx, 403, code, $"Key not released: {e.Message}.", new Dictionary<string, object?> { ["refusal"] = code });
+                    return Results.Empty;
+                }
             }
-            catch (KeyUseRefusedException e)
+            catch (Exception e)
             {
-                var code = KeyRelease.Code(e.Refusal);
-                await HttpsLoopbackHost.WriteProblemAsync(ctx, 403, code, $"Key not released: {e.Message}.", new Dictionary<string, object?> { ["refusal"] = code });
-                return Results.Empty;
+                outcome = KmsMetrics.OutcomeOf(e);
+                throw;
+            }
+            finally
+            {
+                metrics.KeyUseCompleted(Stopwatch.GetElapsedTime(started), outcome);
             }
         }).Accepts<KeyUseRequest>("application/json").Produces<KeyUseResponse>().ProducesProblem(403)
           .WithSummary("S17–S21 / S27–S31: release the data key to an attested enclave (signed by the party).");

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using TwinSeal.Crypto;
@@ -9,6 +10,9 @@ namespace TwinSeal.Kms.Http;
 /// <summary>A party that signed a request, with the exact bytes it signed and its signature (kept in the audit log).</summary>
 public sealed record Signer(string PartyId, byte[] SignedRequest, byte[] Signature)
 {
+    /// <summary>The request id the party chose; recorded once so the same signed request cannot be replayed.</summary>
+    public string RequestId { get; init; } = "";
+
     /// <inheritdoc />
     public override string ToString() => PartyId;
 }
@@ -18,14 +22,44 @@ public sealed record Signer(string PartyId, byte[] SignedRequest, byte[] Signatu
 /// timestamp within the allowed skew, signature over method, path, timestamp, request id and body,
 /// and a request id never seen before from that party.
 /// </summary>
-public sealed class RequestAuthenticator(KmsDatabase db, TimeProvider clock)
+public sealed class RequestAuthenticator(KmsDatabase db, PartyRegistry parties, TimeProvider clock)
 {
     /// <summary>Authenticates against the registered key of the named party; returns the party id.</summary>
     public Task<Signer> AuthenticateAsync(HttpRequest request, byte[] body)
-        => AuthenticateAsync(request, body, partyId => db.Read(c => PartyRegistry.Find(c, null, partyId)));
+        => AuthenticateAsync(request, body, parties.Find);
 
     /// <summary>Authenticates against a key supplied by <paramref name="lookup"/> (used for self-registration).</summary>
     public async Task<Signer> AuthenticateAsync(HttpRequest request, byte[] body, Func<string, PartyInfo?> lookup)
+    {
+        var signer = Check(request, body, lookup);
+        await db.WriteAsync((c, tx) =>
+        {
+            RecordRequestId(c, tx, signer, clock.GetUtcNow());
+            return 0;
+        }).ConfigureAwait(false);
+        return signer;
+    }
+
+    /// <summary>
+    /// Checks the signature but leaves recording the request id to the caller, who must call
+    /// <see cref="RecordRequestId"/> in the same write transaction as whatever the request changes — one commit instead of
+    /// two on the key-use path. Until then the request is not protected against replay.
+    /// </summary>
+    public Signer AuthenticateDeferred(HttpRequest request, byte[] body) => Check(request, body, parties.Find);
+
+    /// <summary>Records the signer's request id inside a write transaction; throws 401 <c>replayed-request</c> if it was seen before.</summary>
+    public static void RecordRequestId(DbConnection c, DbTransaction tx, Signer signer, DateTimeOffset now)
+    {
+        var inserted = KmsDatabase.Execute(c, tx, "INSERT INTO request_ids(party_id, request_id, seen_at) VALUES(@p,@r,@t) ON CONFLICT DO NOTHING",
+            ("@p", signer.PartyId), ("@r", signer.RequestId), ("@t", now.ToUnixTimeMilliseconds()));
+        if (inserted == 0) throw KmsException.Unauthenticated("replayed-request", $"Request id '{signer.RequestId}' from party '{signer.PartyId}' was already used.");
+    }
+
+    /// <summary>Forgets request ids older than twice the allowed skew: a replay that old is refused as stale anyway.</summary>
+    public static int Prune(DbConnection c, DbTransaction tx, DateTimeOffset now)
+        => KmsDatabase.Execute(c, tx, "DELETE FROM request_ids WHERE seen_at < @old", ("@old", (now - 2 * SignedRequest.MaxClockSkew).ToUnixTimeMilliseconds()));
+
+    private Signer Check(HttpRequest request, byte[] body, Func<string, PartyInfo?> lookup)
     {
         var party = Header(request, SignedRequest.PartyHeader);
         var timestamp = Header(request, SignedRequest.TimestampHeader);
@@ -48,22 +82,13 @@ public sealed class RequestAuthenticator(KmsDatabase db, TimeProvider clock)
             throw KmsException.Unauthenticated("bad-signature", "The signature is not base64url.");
         }
         var input = SignedRequest.SigningInput(request.Method, request.Path + request.QueryString, party, unix, requestId, body);
-        if (!PartyPublicKey.FromSubjectPublicKeyInfo(info.PublicKey).Verify(input, sig))
+        if (!PartyRegistry.KeyOf(info).Verify(input, sig))
             throw KmsException.Unauthenticated("bad-signature", $"The signature does not verify with party '{party}''s registered key.");
         var now = clock.GetUtcNow();
         var signedAt = DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(unix, 0, 253402300799));
         if ((now - signedAt).Duration() > SignedRequest.MaxClockSkew)
             throw KmsException.Unauthenticated("stale-request", $"The request was signed at {signedAt:O}, more than {SignedRequest.MaxClockSkew.TotalMinutes} minutes from the KMS clock ({now:O}).");
-        await db.WriteAsync((c, tx) =>
-        {
-            // Ids older than twice the skew can go: a replay that old is refused as stale anyway.
-            KmsDatabase.Execute(c, tx, "DELETE FROM request_ids WHERE seen_at < $old", ("$old", (now - 2 * SignedRequest.MaxClockSkew).ToUnixTimeMilliseconds()));
-            var inserted = KmsDatabase.Execute(c, tx, "INSERT OR IGNORE INTO request_ids(party_id, request_id, seen_at) VALUES($p,$r,$t)",
-                ("$p", party), ("$r", requestId), ("$t", now.ToUnixTimeMilliseconds()));
-            if (inserted == 0) throw KmsException.Unauthenticated("replayed-request", $"Request id '{requestId}' from party '{party}' was already used.");
-            return 0;
-        }).ConfigureAwait(false);
-        return new Signer(party, input, sig);
+        return new Signer(party, input, sig) { RequestId = requestId };
     }
 
     private static string? Header(HttpRequest r, string name) => r.Headers.TryGetValue(name, out var v) && v.Count == 1 ? v[0] : null;

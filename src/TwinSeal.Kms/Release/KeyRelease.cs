@@ -1,3 +1,4 @@
+using System.Data.Common;
 using TwinSeal.Attestation;
 using TwinSeal.Crypto;
 using TwinSeal.Kms.Audit;
@@ -20,42 +21,58 @@ public sealed class KeyUseRefusedException(KeyUseRefusal refusal, string reason)
 /// tests equal the party's reference values → party in the usage authority and key not deleted. Then the data key is
 /// unwrapped, HPKE-wrapped to the enclave's ephemeral key and zeroed. Every outcome is audited.
 /// </summary>
-public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deletion, NonceIssuer nonces, IReadOnlyDictionary<string, IEvidenceVerifier> verifiers, KmsOptions options, TimeProvider clock)
+/// <remarks>
+/// Evidence is verified before any write (it is the expensive, stateless part). Everything after — burning the nonce,
+/// reading the authority and key state, the decision and its audit record — is one write transaction, so a decision
+/// and its record commit together or not at all, and no policy change or deletion can slip between a check and the
+/// release it allows. Unwrapping and the HPKE wrap happen after the commit, outside the store's write lock.
+/// </remarks>
+public sealed class KeyRelease(KmsDatabase db, KeyStore keys, IReadOnlyDictionary<string, IEvidenceVerifier> verifiers, KmsOptions options, TimeProvider clock)
 {
-    /// <summary>Runs the checks for <paramref name="party"/> (already authenticated by its request signature) and releases the key.</summary>
+    /// <summary>
+    /// Runs the checks for <paramref name="party"/> and releases the key. The party's signature is already checked
+    /// (<see cref="Http.RequestAuthenticator.AuthenticateDeferred"/>); its request id is recorded here, in the same
+    /// transaction as the decision, so a replayed request is refused <c>replayed-request</c> before anything happens.
+    /// </summary>
     public async Task<KeyUseResponse> ReleaseAsync(Http.Signer party, KeyUseRequest request)
     {
+        Decision decision;
         try
         {
-            // A deletion that fell due a moment ago must not let one more release through.
-            await deletion.CompleteDueAsync().ConfigureAwait(false);
-            var response = await CheckAndWrapAsync(party.PartyId, request).ConfigureAwait(false);
-            await AuditAsync("key-released", request.KeyId, party, $"data key version {response.KeyVersion} wrapped to enclave key {Fingerprint(request.EnclavePublicKey)} under authority version {response.AuthorityVersion}").ConfigureAwait(false);
-            return response;
+            var claims = VerifyEvidence(request);
+            var binding = CheckBinding(request, claims);
+            decision = await db.WriteAsync((c, tx) => Decide(c, tx, party, request, claims, binding)).ConfigureAwait(false);
         }
         catch (KeyUseRefusedException e)
         {
-            await AuditAsync("key-refused", request.KeyId, party, $"{Code(e.Refusal)}: {e.Message}").ConfigureAwait(false);
+            await db.WriteAsync((c, tx) =>
+            {
+                Http.RequestAuthenticator.RecordRequestId(c, tx, party, clock.GetUtcNow());
+                AuditRefusal(c, tx, party, request, e);
+                return 0;
+            }).ConfigureAwait(false);
             throw;
         }
+        if (decision.Refusal is { } refusal) throw refusal;
+        var authority = decision.Authority!;
+        return keys.WithDataKey(decision.Stored!, (dataKey, version) =>
+        {
+            var aad = KeyReleaseBinding.Aad(request.KeyId, party.PartyId, version, authority.Version, authority.PolicyHash);
+            var sealedKey = DataKeyRelease.WrapToEnclave(dataKey, request.EnclavePublicKey, KeyReleaseBinding.Info, aad);
+            return new KeyUseResponse(request.KeyId, party.PartyId, version, authority.Version, authority.PolicyHash, authority.Policy, sealedKey.Enc, sealedKey.Ciphertext);
+        });
     }
 
     /// <summary>The kebab-case code of a refusal, as it appears in problems and the audit log.</summary>
     public static string Code(KeyUseRefusal r) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(r.ToString());
 
-    private async Task<KeyUseResponse> CheckAndWrapAsync(string party, KeyUseRequest request)
-    {
-        KeyInfo key;
-        try
-        {
-            key = keys.Get(request.KeyId);
-        }
-        catch (KmsException e) when (e.Status == 404)
-        {
-            throw new KeyUseRefusedException(KeyUseRefusal.KeyNotReady, $"no key '{request.KeyId}'");
-        }
+    private sealed record Decision(AuthorityInfo? Authority, WrappedDataKey? Stored, KeyUseRefusedException? Refusal);
 
-        // 1. Evidence signature chains to a trusted platform key.
+    /// <summary>Check 1, stateless: the evidence verifies against a trusted platform root. The key must exist at all.</summary>
+    private NormalisedClaims VerifyEvidence(KeyUseRequest request)
+    {
+        if (db.Read(c => KeyStore.Find(c, null, request.KeyId)) is null)
+            throw new KeyUseRefusedException(KeyUseRefusal.KeyNotReady, $"no key '{request.KeyId}'");
         if (!verifiers.TryGetValue(request.Evidence.Platform, out var verifier))
             throw new KeyUseRefusedException(KeyUseRefusal.EvidenceInvalid, $"evidence platform '{request.Evidence.Platform}' is not accepted by this KMS");
         NormalisedClaims claims;
@@ -69,9 +86,43 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deleti
         }
         if (claims.Simulated && !options.AcceptSimulatedEvidence)
             throw new KeyUseRefusedException(KeyUseRefusal.EvidenceUntrusted, "this KMS is configured to refuse simulated TEE evidence");
+        return claims;
+    }
+
+    /// <summary>Check 3, computed up front and applied in order (after the nonce is burnt): null when the evidence binds this nonce and a usable enclave key.</summary>
+    private static KeyUseRefusedException? CheckBinding(KeyUseRequest request, NormalisedClaims claims)
+    {
+        if (!Hpke.IsValidPublicKey(request.EnclavePublicKey))
+            return new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the enclave public key is not a SEC1 uncompressed P-256 point");
+        if (!ReportDataBinding.Matches(claims.ReportData, request.Nonce, request.EnclavePublicKey))
+            return new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the evidence does not bind this nonce and enclave public key (report data mismatch)");
+        return null;
+    }
+
+    /// <summary>Checks 2–5 and the audit record, inside one write transaction. A refusal is returned (so the burnt nonce and its record commit), not thrown.</summary>
+    private Decision Decide(DbConnection c, DbTransaction tx, Http.Signer party, KeyUseRequest request, NormalisedClaims claims, KeyUseRefusedException? binding)
+    {
+        try
+        {
+            Http.RequestAuthenticator.RecordRequestId(c, tx, party, clock.GetUtcNow());
+            var (authority, stored) = Check(c, tx, party.PartyId, request, claims, binding);
+            AuditLog.Append(c, tx, clock.GetUtcNow(), "key-released", request.KeyId, party,
+                $"data key version {stored.Version} wrapped to enclave key {Fingerprint(request.EnclavePublicKey)} under authority version {authority.Version}");
+            return new Decision(authority, stored, null);
+        }
+        catch (KeyUseRefusedException e)
+        {
+            AuditRefusal(c, tx, party, request, e);
+            return new Decision(null, null, e);
+        }
+    }
+
+    private (AuthorityInfo Authority, WrappedDataKey Stored) Check(DbConnection c, DbTransaction tx, string party, KeyUseRequest request, NormalisedClaims claims, KeyUseRefusedException? binding)
+    {
+        var now = clock.GetUtcNow();
 
         // 2. Freshness: the nonce is burnt here even if a later check fails, so a refused request cannot be retried with it.
-        if (await nonces.TryBurnAsync(request.Nonce).ConfigureAwait(false) is { } nonceRefusal)
+        if (NonceIssuer.TryBurn(c, tx, request.Nonce, now) is { } nonceRefusal)
             throw new KeyUseRefusedException(nonceRefusal, nonceRefusal switch
             {
                 KeyUseRefusal.NonceUnknown => "the nonce was never issued by this KMS",
@@ -79,14 +130,12 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deleti
                 _ => "the nonce was already used (replayed request)",
             });
 
-        // 3. The public key the KMS will wrap to is the one the enclave bound into its evidence, and a usable P-256 point.
-        if (!Hpke.IsValidPublicKey(request.EnclavePublicKey))
-            throw new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the enclave public key is not a SEC1 uncompressed P-256 point");
-        if (!ReportDataBinding.Matches(claims.ReportData, request.Nonce, request.EnclavePublicKey))
-            throw new KeyUseRefusedException(KeyUseRefusal.PublicKeyNotBound, "the evidence does not bind this nonce and enclave public key (report data mismatch)");
+        // 3. The public key the KMS will wrap to is the one the enclave bound into its evidence (checked before the
+        // transaction: it is pure computation, and the store's write lock is held here).
+        if (binding is not null) throw binding;
 
         // 4. Reference values registered for this party. Read afresh on every request: no cached decision outlives a change.
-        var authority = db.Read(c => AuthorityService.Current(c, null, request.KeyId))
+        var authority = AuthorityService.Current(c, tx, request.KeyId)
             ?? throw new KeyUseRefusedException(KeyUseRefusal.KeyNotReady, $"key '{request.KeyId}' has no authority set yet");
         var grant = authority.Policy.Usage.FirstOrDefault(g => g.PartyId == party);
         if (grant is not null && ReferenceValueMatcher.Check(claims, grant.ReferenceValues) is { } mismatch)
@@ -95,21 +144,25 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deleti
         // 5. Usage authority and key state.
         if (grant is null)
             throw new KeyUseRefusedException(KeyUseRefusal.PartyNotAuthorised, $"party '{party}' is not in the usage authority of key '{request.KeyId}'");
+        var key = KeyStore.Find(c, tx, request.KeyId)
+            ?? throw new KeyUseRefusedException(KeyUseRefusal.KeyNotReady, $"no key '{request.KeyId}'");
+        if (key.State == "pending-deletion" && key.DeletionDueAt <= now)
+        {
+            // A deletion that fell due a moment ago must not let one more release through: complete it here, in the
+            // same transaction as this refusal, rather than wait for the sweep.
+            KeyDeletion.CompleteDue(c, tx, now);
+            throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
+        }
         if (key.State == "pending-deletion")
             throw new KeyUseRefusedException(KeyUseRefusal.KeyPendingDeletion, $"key '{request.KeyId}' is scheduled for deletion at {key.DeletionDueAt:O}; an operator can cancel that");
         if (key.State != "active")
             throw new KeyUseRefusedException(KeyUseRefusal.KeyDeleted, $"key '{request.KeyId}' has been deleted");
-        if (authority.Policy.ExpiresAt is { } expires && clock.GetUtcNow() >= expires)
+        if (authority.Policy.ExpiresAt is { } expires && now >= expires)
             throw new KeyUseRefusedException(KeyUseRefusal.PolicyExpired, $"the policy of key '{request.KeyId}' expired at {expires:O}");
 
         try
         {
-            return keys.WithDataKey(request.KeyId, request.KeyVersion, (dataKey, version) =>
-            {
-                var aad = KeyReleaseBinding.Aad(request.KeyId, party, version, authority.Version, authority.PolicyHash);
-                var sealedKey = DataKeyRelease.WrapToEnclave(dataKey, request.EnclavePublicKey, KeyReleaseBinding.Info, aad);
-                return new KeyUseResponse(request.KeyId, party, version, authority.Version, authority.PolicyHash, authority.Policy, sealedKey.Enc, sealedKey.Ciphertext);
-            });
+            return (authority, KeyStore.LoadWrapped(c, tx, request.KeyId, request.KeyVersion));
         }
         catch (KmsException e) when (e.Code is "key-deleted" or "key-pending-deletion")
         {
@@ -119,15 +172,10 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, KeyDeletion deleti
         {
             throw new KeyUseRefusedException(KeyUseRefusal.KeyVersionUnavailable, e.Message.TrimEnd('.'));
         }
-
     }
 
-    private Task AuditAsync(string evt, string keyId, Http.Signer party, string detail)
-        => db.WriteAsync((c, tx) =>
-        {
-            AuditLog.Append(c, tx, clock.GetUtcNow(), evt, keyId, party, detail);
-            return 0;
-        });
+    private void AuditRefusal(DbConnection c, DbTransaction tx, Http.Signer party, KeyUseRequest request, KeyUseRefusedException e)
+        => AuditLog.Append(c, tx, clock.GetUtcNow(), "key-refused", request.KeyId, party, $"{Code(e.Refusal)}: {e.Message}");
 
     private static string Fingerprint(byte[] publicKey) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(publicKey))[..16];
 }

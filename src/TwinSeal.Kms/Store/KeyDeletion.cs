@@ -29,7 +29,7 @@ public sealed class KeyDeletion(KmsDatabase db, TimeProvider clock)
             }
             if (key.State == "deleted") throw KmsException.Gone("key-deleted", $"Key '{keyId}' has already been deleted; that cannot be undone.");
             if (key.State != "pending-deletion") throw KmsException.Conflict("not-scheduled", $"Key '{keyId}' is not scheduled for deletion.");
-            KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'active', deletion_due_at = NULL WHERE key_id = $k", ("$k", keyId));
+            KmsDatabase.Execute(c, tx, "UPDATE keys SET state = 'active', deletion_due_at = NULL WHERE key_id = @k", ("@k", keyId));
             AuditLog.Append(c, tx, now, "deletion-cancelled", keyId, party, $"scheduled deletion (due {key.DeletionDueAt:O}) cancelled");
             return KeyStore.Find(c, tx, keyId)!;
         });
@@ -42,16 +42,17 @@ public sealed class KeyDeletion(KmsDatabase db, TimeProvider clock)
         // A cheap read first: on the key-release path nothing is due almost always, and a write transaction would serialise releases.
         var anyDue = db.Read(c =>
         {
-            using var cmd = KmsDatabase.Command(c, null, "SELECT EXISTS(SELECT 1 FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= $now)", ("$now", now.ToUnixTimeMilliseconds()));
+            using var cmd = KmsDatabase.Command(c, null, "SELECT EXISTS(SELECT 1 FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= @now)", ("@now", now.ToUnixTimeMilliseconds()));
             return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) != 0;
         });
         return anyDue ? db.WriteAsync((c, tx) => CompleteDue(c, tx, now)) : Task.FromResult(0);
     }
 
-    private static int CompleteDue(Microsoft.Data.Sqlite.SqliteConnection c, Microsoft.Data.Sqlite.SqliteTransaction tx, DateTimeOffset now)
+    /// <summary>Destroys every key whose deletion is due, inside the caller's write transaction; returns how many.</summary>
+    internal static int CompleteDue(System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, DateTimeOffset now)
     {
         var due = new List<string>();
-        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= $now", ("$now", now.ToUnixTimeMilliseconds())))
+        using (var cmd = KmsDatabase.Command(c, tx, "SELECT key_id FROM keys WHERE state = 'pending-deletion' AND deletion_due_at <= @now", ("@now", now.ToUnixTimeMilliseconds())))
         using (var r = cmd.ExecuteReader())
             while (r.Read()) due.Add(r.GetString(0));
         foreach (var keyId in due)

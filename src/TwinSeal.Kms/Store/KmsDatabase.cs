@@ -1,109 +1,238 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
+using System.Threading.Channels;
 
 namespace TwinSeal.Kms.Store;
 
 /// <summary>
-/// The KMS's SQLite file: WAL journal, synchronous=FULL so an acknowledged write survives a crash,
-/// one write transaction at a time (BEGIN IMMEDIATE) so read-modify-write decisions cannot interleave.
+/// The KMS store behind one interface for SQLite (embedded default) and PostgreSQL (several replicas on one database).
+/// Every write runs in a transaction that holds the store's single write lock (SQLite's BEGIN IMMEDIATE, a PostgreSQL
+/// transaction-level advisory lock), so read-modify-write decisions — burning a nonce, compare-and-swap on a policy
+/// version, appending to the audit chain — never interleave, not even across replicas.
 /// </summary>
-public sealed class KmsDatabase
+/// <remarks>
+/// Writes are group-committed: one writer loop takes every write waiting at that moment (up to
+/// <see cref="MaxBatch"/>), runs them one after another inside one transaction, and commits once. A write is
+/// acknowledged (its task completes) only after that commit is durable, so batching changes throughput, never what a
+/// caller may rely on. A write that fails after changing rows is undone by rolling the batch back and running the
+/// others again without it; one that fails before changing anything (most refusals) simply fails. All writes go
+/// through <see cref="Execute"/>, which counts the rows each changes.
+/// </remarks>
+public abstract class KmsDatabase : IAsyncDisposable
 {
-    private readonly string _connectionString;
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
+    /// <summary>Most writes committed together.</summary>
+    public const int MaxBatch = 64;
 
-    /// <summary>Opens (creating if needed) the database at <paramref name="path"/>.</summary>
-    public KmsDatabase(string path)
+    private readonly Channel<IWriteJob> _writes = Channel.CreateUnbounded<IWriteJob>(new UnboundedChannelOptions { SingleReader = true });
+    private Task? _writer;
+    private readonly object _startLock = new();
+
+    /// <summary>Opens the store the options name: PostgreSQL when a connection string is given, else SQLite in the data directory.</summary>
+    public static KmsDatabase Open(KmsOptions options) => Open(options, out _);
+
+    /// <summary>Opens the store and brings its schema up to date; <paramref name="applied"/> lists the migrations this call applied.</summary>
+    public static KmsDatabase Open(KmsOptions options, out IReadOnlyList<int> applied)
     {
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
-            DefaultTimeout = 30,
-        }.ToString();
-        using var c = Open();
-        Execute(c, null, "PRAGMA journal_mode=WAL;");
-        using (var v = Command(c, null, "PRAGMA user_version;"))
-        {
-            var version = Convert.ToInt64(v.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-            if (version > SchemaVersion)
-                throw new InvalidOperationException($"The KMS store '{path}' was written by a newer TwinSeal (schema {version}; this one knows {SchemaVersion}).");
-        }
-        Execute(c, null, Schema);
-        Execute(c, null, $"PRAGMA user_version={SchemaVersion};");
-    }
-
-    /// <summary>Version of the schema below, kept in SQLite's user_version.</summary>
-    public const int SchemaVersion = 1;
-
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS parties(party_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, fingerprint TEXT NOT NULL, registered_at INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS keys(key_id TEXT PRIMARY KEY, label TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL, sealed_kek BLOB, current_version INTEGER NOT NULL, deleted_at INTEGER, deletion_due_at INTEGER);
-        CREATE TABLE IF NOT EXISTS data_keys(key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB, created_at INTEGER NOT NULL, PRIMARY KEY(key_id, version));
-        CREATE TABLE IF NOT EXISTS authorities(key_id TEXT NOT NULL, version INTEGER NOT NULL, policy BLOB NOT NULL, policy_hash TEXT NOT NULL, applied_at INTEGER NOT NULL, proposal_id TEXT, PRIMARY KEY(key_id, version));
-        CREATE TABLE IF NOT EXISTS proposals(proposal_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, kind TEXT NOT NULL, base_version INTEGER NOT NULL, body BLOB NOT NULL, proposal_hash TEXT NOT NULL, proposed_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, applied_version INTEGER);
-        CREATE TABLE IF NOT EXISTS approvals(proposal_id TEXT NOT NULL, party_id TEXT NOT NULL, approved_at INTEGER NOT NULL, PRIMARY KEY(proposal_id, party_id));
-        CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);
-        CREATE TABLE IF NOT EXISTS request_ids(party_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at INTEGER NOT NULL, PRIMARY KEY(party_id, request_id));
-        CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, key_id TEXT, actor TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, signed_request BLOB, signature BLOB);
-        """;
-
-    /// <summary>Opens a connection with the durability pragmas set (they are per connection in SQLite).</summary>
-    public SqliteConnection Open()
-    {
-        var c = new SqliteConnection(_connectionString);
-        c.Open();
-        Execute(c, null, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;");
-        return c;
-    }
-
-    /// <summary>Runs <paramref name="work"/> in one immediate write transaction and commits it.</summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work)
-    {
-        await _writeGate.WaitAsync().ConfigureAwait(false);
+        KmsDatabase db = options.PostgresConnectionString is { } cs
+            ? new PostgresKmsDatabase(cs)
+            : new SqliteKmsDatabase(Path.Combine(options.DataDirectory, "kms.sqlite"));
         try
         {
-            using var c = Open();
-            using var tx = c.BeginTransaction(deferred: false);
-            try
-            {
-                var result = work(c, tx);
-                tx.Commit();
-                return result;
-            }
-            catch (KmsException e) when (e.KeepChanges)
-            {
-                tx.Commit();
-                throw;
-            }
+            applied = db.Migrate();
+            return db;
         }
-        finally
+        catch (Exception e) when (e is DbException or TimeoutException)
         {
-            _writeGate.Release();
+            db.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw new InvalidOperationException($"Cannot open the KMS store ({db.Description}): {e.Message}", e);
         }
     }
 
-    /// <summary>Runs a read.</summary>
-    public T Read<T>(Func<SqliteConnection, T> work)
+    /// <summary>"SQLite file …" or "PostgreSQL host:port/database", for logs and health output (no secrets).</summary>
+    public abstract string Description { get; }
+
+    /// <summary>The schema version this code writes; see <see cref="KmsSchema"/>.</summary>
+    public static int SchemaVersion => KmsSchema.Version;
+
+    /// <summary>Brings the schema up to <see cref="SchemaVersion"/>; refuses a store written by a newer TwinSeal. Returns the versions applied.</summary>
+    public abstract IReadOnlyList<int> Migrate();
+
+    /// <summary>The schema version recorded in the store.</summary>
+    public abstract int AppliedSchemaVersion();
+
+    /// <summary>Opens a connection ready for use.</summary>
+    public abstract DbConnection OpenConnection();
+
+    /// <summary>Begins a transaction that holds the store-wide write lock.</summary>
+    protected abstract DbTransaction BeginWriteTransaction(DbConnection connection);
+
+    /// <summary>Forgets pooled connections after a failure, so the next attempt reconnects instead of reusing a dead socket.</summary>
+    protected virtual void ResetConnections() { }
+
+    /// <summary>Throws unless the store answers a trivial query.</summary>
+    public async Task PingAsync(CancellationToken ct)
     {
-        using var c = Open();
+        await using var c = OpenConnection();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT 1";
+        await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a write transaction and completes after the commit. A <see cref="KmsException"/>
+    /// marked <see cref="KmsException.Recorded"/> keeps the work's changes (its audit record) and is rethrown after the commit;
+    /// any other exception undoes the work's changes.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, T> work)
+    {
+        EnsureWriter();
+        var job = new WriteJob<T>(work);
+        if (!_writes.Writer.TryWrite(job))
+            throw new ObjectDisposedException(nameof(KmsDatabase), "The KMS store is shutting down.");
+        return job.Task;
+    }
+
+    /// <summary>Runs a read on its own connection.</summary>
+    public T Read<T>(Func<DbConnection, T> work)
+    {
+        using var c = OpenConnection();
         return work(c);
     }
 
-    /// <summary>Executes a statement with named parameters (<c>$name</c>).</summary>
-    public static int Execute(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    /// <summary>Executes a statement with named parameters (<c>@name</c>).</summary>
+    public static int Execute(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = Command(c, tx, sql, args);
-        return cmd.ExecuteNonQuery();
+        var rows = cmd.ExecuteNonQuery();
+        if (rows > 0) _changes += rows;
+        return rows;
     }
 
-    /// <summary>Builds a command with named parameters.</summary>
-    public static SqliteCommand Command(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    /// <summary>Builds a command with named parameters (<c>@name</c>; both providers accept that syntax).</summary>
+    public static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         var cmd = c.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = sql;
-        foreach (var (n, v) in args) cmd.Parameters.AddWithValue(n, v ?? DBNull.Value);
+        foreach (var (n, v) in args)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = n;
+            p.Value = v ?? DBNull.Value;
+            cmd.Parameters.Add(p);
+        }
         return cmd;
     }
+
+    private void EnsureWriter()
+    {
+        if (_writer is not null) return;
+        lock (_startLock)
+            _writer ??= Task.Factory.StartNew(WriterLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var batch = new List<IWriteJob>(MaxBatch);
+        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && _writes.Reader.TryRead(out var job)) batch.Add(job);
+            if (batch.Count > 0) RunBatch(batch);
+        }
+    }
+
+    private void RunBatch(List<IWriteJob> batch)
+    {
+        var pending = batch;
+        try
+        {
+            // Optimistic: no savepoint per write (each costs two round trips to PostgreSQL). A write that fails after it
+            // changed something makes the batch roll back and run again without it; most refusals change nothing.
+            while (true)
+            {
+                using var c = OpenConnection();
+                using var tx = BeginWriteTransaction(c);
+                IWriteJob? undo = null;
+                foreach (var job in pending)
+                {
+                    job.Fail = null;
+                    _changes = 0;
+                    try
+                    {
+                        job.Run(c, tx);
+                    }
+                    catch (Exception e)
+                    {
+                        job.Fail = e;
+                        if (e is KmsException { KeepChanges: true } || (_changes == 0 && e is not DbException)) continue;
+                        undo = job;
+                        break;
+                    }
+                }
+                if (undo is null)
+                {
+                    tx.Commit();
+                    break;
+                }
+                tx.Rollback();
+                // Its answer stands (the refusal or error it threw); its changes are gone with the rollback.
+                undo.Complete(committed: false);
+                pending = pending.Where(j => !ReferenceEquals(j, undo)).ToList();
+                if (pending.Count == 0) return;
+            }
+        }
+        catch (Exception e)
+        {
+            ResetConnections();
+            // Nothing committed: a job that succeeded, or whose refusal was to be recorded, must not be acknowledged.
+            // A job refused without changes keeps its own answer.
+            foreach (var job in pending)
+                if (job.Fail is null or KmsException { KeepChanges: true })
+                    job.Fail = e is DbException or TimeoutException or InvalidOperationException or IOException ? new StoreUnavailableException(e) : e;
+            foreach (var job in pending) job.Complete(committed: false);
+            return;
+        }
+        foreach (var job in pending) job.Complete(committed: true);
+    }
+
+    // Rows changed by the write job now running on the writer thread (see Execute); tells a refusal that changed
+    // nothing from one whose changes must be undone.
+    [ThreadStatic]
+    private static int _changes;
+
+    /// <summary>Stops the writer loop after the writes already queued.</summary>
+    public virtual async ValueTask DisposeAsync()
+    {
+        _writes.Writer.TryComplete();
+        if (_writer is not null) await _writer.ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+
+    private interface IWriteJob
+    {
+        Exception? Fail { get; set; }
+        void Run(DbConnection c, DbTransaction tx);
+        void Complete(bool committed);
+    }
+
+    private sealed class WriteJob<T>(Func<DbConnection, DbTransaction, T> work) : IWriteJob
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _done.Task;
+        public Exception? Fail { get; set; }
+
+        public void Run(DbConnection c, DbTransaction tx) => _result = work(c, tx);
+
+        public void Complete(bool committed)
+        {
+            if (Fail is not null) _done.TrySetException(Fail);
+            else if (committed) _done.TrySetResult(_result);
+        }
+    }
 }
+
+/// <summary>The store could not be reached or failed mid-transaction; nothing of the request was committed. Maps to 503.</summary>
+public sealed class StoreUnavailableException(Exception inner)
+    : Exception($"The KMS store is unavailable ({inner.GetType().Name}: {inner.Message}); nothing was changed. Retry later.", inner);

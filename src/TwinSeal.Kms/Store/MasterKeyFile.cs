@@ -10,7 +10,7 @@ public static class MasterKeyFile
     public const string FileName = "master.key";
 
     /// <summary>Loads the master key, creating it (mode 0600) on first start. Refuses a file others can read or one of the wrong size.</summary>
-    public static MasterKey LoadOrCreate(string dataDirectory)
+    public static KekRoot LoadOrCreate(string dataDirectory)
     {
         var path = Path.Combine(dataDirectory, FileName);
         if (!File.Exists(path))
@@ -29,7 +29,7 @@ public static class MasterKeyFile
         {
             if (bytes.Length != Aes256Key.Length)
                 throw new InvalidOperationException($"The master key file '{path}' must hold exactly {Aes256Key.Length} bytes.");
-            return new MasterKey(SecretBytes.CopyFrom(bytes));
+            return new MasterKeyRoot(new MasterKey(SecretBytes.CopyFrom(bytes)));
         }
         finally
         {

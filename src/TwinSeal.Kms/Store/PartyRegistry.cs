@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using TwinSeal.Crypto;
 using TwinSeal.Kms.Audit;
 using TwinSeal.Protocol;
@@ -41,20 +41,35 @@ public sealed partial class PartyRegistry(KmsDatabase db, TimeProvider clock)
                 if (existing.Fingerprint == key.Fingerprint) return existing;
                 throw KmsException.Conflict("party-exists", $"Party '{registration.PartyId}' is already registered with another key.");
             }
-            KmsDatabase.Execute(c, tx, "INSERT INTO parties(party_id, public_key, fingerprint, registered_at) VALUES($p,$k,$f,$t)",
-                ("$p", registration.PartyId), ("$k", key.SubjectPublicKeyInfo), ("$f", key.Fingerprint), ("$t", now.ToUnixTimeMilliseconds()));
+            KmsDatabase.Execute(c, tx, "INSERT INTO parties(party_id, public_key, fingerprint, registered_at) VALUES(@p,@k,@f,@t)",
+                ("@p", registration.PartyId), ("@k", key.SubjectPublicKeyInfo), ("@f", key.Fingerprint), ("@t", now.ToUnixTimeMilliseconds()));
             AuditLog.Append(c, tx, now, "party-registered", null, registration.PartyId, $"public key fingerprint {key.Fingerprint}");
             return new PartyInfo(registration.PartyId, key.SubjectPublicKeyInfo, key.Fingerprint);
         }).ConfigureAwait(false);
     }
 
-    /// <summary>The party, or null.</summary>
-    public PartyInfo? Find(string partyId) => db.Read(c => Find(c, null, partyId));
+    /// <summary>The party, or null. A registered party's key never changes, so a party once found is kept in memory.</summary>
+    public PartyInfo? Find(string partyId)
+    {
+        if (_known.TryGetValue(partyId, out var known)) return known;
+        var found = db.Read(c => Find(c, null, partyId));
+        if (found is not null) _known.TryAdd(partyId, found);
+        return found;
+    }
+
+    /// <summary>The parsed public key of a registered party, kept for reuse (parsing costs more than verifying).</summary>
+    public static PartyPublicKey KeyOf(PartyInfo party)
+        => Keys.GetOrAdd(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(party.PublicKey)),
+            static (_, spki) => PartyPublicKey.FromSubjectPublicKeyInfo(spki), party.PublicKey);
+
+    // Only parties that exist are kept: one registered later, at this replica or another, is found in the store then.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PartyInfo> _known = new(StringComparer.Ordinal);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, PartyPublicKey> Keys = new(StringComparer.Ordinal);
 
     /// <summary>The party inside a transaction, or null.</summary>
-    public static PartyInfo? Find(SqliteConnection c, SqliteTransaction? tx, string partyId)
+    public static PartyInfo? Find(DbConnection c, DbTransaction? tx, string partyId)
     {
-        using var cmd = KmsDatabase.Command(c, tx, "SELECT public_key, fingerprint FROM parties WHERE party_id = $p", ("$p", partyId));
+        using var cmd = KmsDatabase.Command(c, tx, "SELECT public_key, fingerprint FROM parties WHERE party_id = @p", ("@p", partyId));
         using var r = cmd.ExecuteReader();
         return r.Read() ? new PartyInfo(partyId, (byte[])r[0], r.GetString(1)) : null;
     }

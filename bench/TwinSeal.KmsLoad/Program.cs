@@ -1,0 +1,3 @@
+using TwinSeal.KmsLoad;
+
+return await LoadCommand.Build().Parse(args).InvokeAsync();

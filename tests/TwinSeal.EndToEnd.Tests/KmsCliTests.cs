@@ -1,0 +1,65 @@
+namespace TwinSeal.EndToEnd.Tests;
+
+/// <summary>The KMS's own verbs, run as real processes: migration and the clear refusals of a misconfigured start.</summary>
+public sealed class KmsCliTests
+{
+    [Fact]
+    public async Task KmsMigrate_AppliesTheSchemaOnce_AndThenHasNothingToDo()
+    {
+        var dir = Directory.CreateTempSubdirectory("twinseal-migrate-").FullName;
+        try
+        {
+            var first = await CliUnderTest.RunAsync("kms", "migrate", "--data-dir", dir);
+            var second = await CliUnderTest.RunAsync("kms", "migrate", "--data-dir", dir);
+
+            Assert.True(first.ExitCode == 0, first.Stderr);
+            Assert.Contains("applied migration(s) 1, 2", first.Stdout);
+            Assert.True(second.ExitCode == 0, second.Stderr);
+            Assert.Contains("nothing to do", second.Stdout);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task KmsServe_WithAnUnreachablePostgres_ExitsWithAClearMessage_NotAStackTrace()
+    {
+        var dir = Directory.CreateTempSubdirectory("twinseal-pg-down-").FullName;
+        try
+        {
+            var (exit, _, stderr) = await CliUnderTest.RunAsync("kms", "serve", "--data-dir", dir, "--postgres", "Host=127.0.0.1;Port=1;Username=x;Database=y;Timeout=2");
+
+            Assert.Equal(2, exit);
+            Assert.Contains("Cannot open the KMS store (PostgreSQL 127.0.0.1:1/y)", stderr);
+            Assert.DoesNotContain("   at ", stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task KmsServe_WithAPkcs11ModuleButNoPin_IsRefusedBeforeStarting()
+    {
+        // The CLI inherits this process's environment; scripts/test never sets the KMS's PIN variable.
+        Assert.SkipWhen(!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TWINSEAL_PKCS11_PIN")), "TWINSEAL_PKCS11_PIN is set in this environment.");
+        var dir = Directory.CreateTempSubdirectory("twinseal-hsm-nopin-").FullName;
+        try
+        {
+            var module = Path.Combine(dir, "module.so");
+            await File.WriteAllBytesAsync(module, [0], TestContext.Current.CancellationToken);
+
+            var (exit, _, stderr) = await CliUnderTest.RunAsync("kms", "serve", "--data-dir", dir, "--pkcs11-library", module, "--pkcs11-token", "t");
+
+            Assert.NotEqual(0, exit);
+            Assert.Contains("TWINSEAL_PKCS11_PIN", stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
