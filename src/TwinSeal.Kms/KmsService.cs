@@ -43,7 +43,7 @@ public sealed class KmsService : IDisposable
         Release = new KeyRelease(Database, Keys, verifiers, options, clock);
         Authenticator = new RequestAuthenticator(Database, Parties, clock);
         // Deletions fall due while nobody asks for the key too; destroy their material promptly anyway.
-        _deletionSweep = new Timer(_ => _ = SweepAsync(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
+        _deletionSweep = new Timer(_ => StartSweep(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
     }
 
     /// <summary>What seals the KEKs (for health output).</summary>
@@ -76,6 +76,20 @@ public sealed class KmsService : IDisposable
     /// <summary>Signed-request checks.</summary>
     public RequestAuthenticator Authenticator { get; }
 
+    // One sweep at a time, and none left running once the service is disposed (it would touch a closed store).
+    private void StartSweep()
+    {
+        lock (_sweepLock)
+        {
+            if (_disposed || !_sweep.IsCompleted) return;
+            _sweep = SweepAsync();
+        }
+    }
+
+    private readonly Lock _sweepLock = new();
+    private Task _sweep = Task.CompletedTask;
+    private bool _disposed;
+
     private async Task SweepAsync()
     {
         try
@@ -97,7 +111,15 @@ public sealed class KmsService : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        Task sweep;
+        lock (_sweepLock)
+        {
+            _disposed = true;
+            sweep = _sweep;
+        }
         _deletionSweep.Dispose();
+        // SweepAsync handles its own failures; this only waits for it to be done with the store.
+        sweep.GetAwaiter().GetResult();
         // Writes already queued finish (and are acknowledged) before the store closes.
         Database.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _root.Dispose();

@@ -71,10 +71,18 @@ public abstract class KmsDatabase : IAsyncDisposable
     /// <summary>Throws unless the store answers a trivial query.</summary>
     public async Task PingAsync(CancellationToken ct)
     {
-        await using var c = OpenConnection();
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT 1";
-        await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await using var c = OpenConnection();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT 1";
+            await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        }
+        catch (DbException)
+        {
+            ResetConnections();
+            throw;
+        }
     }
 
     /// <summary>
@@ -94,8 +102,18 @@ public abstract class KmsDatabase : IAsyncDisposable
     /// <summary>Runs a read on its own connection.</summary>
     public T Read<T>(Func<DbConnection, T> work)
     {
-        using var c = OpenConnection();
-        return work(c);
+        try
+        {
+            using var c = OpenConnection();
+            return work(c);
+        }
+        catch (DbException)
+        {
+            // Pooled connections to a store that went away are all dead: without this, each would fail one more
+            // request after the store is back.
+            ResetConnections();
+            throw;
+        }
     }
 
     /// <summary>Executes a statement with named parameters (<c>@name</c>).</summary>

@@ -92,7 +92,7 @@ public sealed class PostgresKmsDatabase : KmsDatabase
     }
 
     /// <inheritdoc />
-    protected override void ResetConnections() => NpgsqlConnection.ClearAllPools();
+    protected override void ResetConnections() => _source.Clear();
 
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
