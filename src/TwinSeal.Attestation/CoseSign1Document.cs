@@ -48,7 +48,7 @@ internal static class CoseSign1Document
     }
 
     /// <summary>Whether <paramref name="e"/> is one of the ways decoding hostile CBOR or COSE bytes fails.</summary>
-    public static bool IsDecodeFailure(Exception e)
+    private static bool IsDecodeFailure(Exception e)
         => e is CryptographicException or CborContentException or InvalidOperationException or ArgumentException
             or OverflowException or FormatException;
 

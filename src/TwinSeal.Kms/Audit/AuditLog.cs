@@ -66,12 +66,12 @@ public static class AuditLog
     {
         var expectedPrev = Genesis;
         long expectedSeq = 1, count = 0;
-        // Party keys up front: PostgreSQL allows one open reader per connection, and the chain is read as one stream.
-        var partyKeys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        var parsed = new Dictionary<string, TwinSeal.Crypto.PartyPublicKey>(StringComparer.Ordinal);
+        // Party keys up front, parsed once each (parsing costs more than verifying), and because PostgreSQL allows one
+        // open reader per connection while the chain is read as one stream.
+        var partyKeys = new Dictionary<string, TwinSeal.Crypto.PartyPublicKey?>(StringComparer.Ordinal);
         using (var parties = KmsDatabase.Command(c, null, "SELECT party_id, public_key FROM parties"))
         using (var pr = parties.ExecuteReader())
-            while (pr.Read()) partyKeys[pr.GetString(0)] = (byte[])pr[1];
+            while (pr.Read()) partyKeys[pr.GetString(0)] = ParseOrNull((byte[])pr[1]);
         using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit ORDER BY seq");
         using var r = cmd.ExecuteReader();
         while (r.Read())
@@ -89,7 +89,7 @@ public static class AuditLog
             var actual = Hash(seq, r.GetInt64(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), actor, r.GetString(5), prev, signedRequest, signature);
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(stored)))
                 return new AuditVerification(false, count, seq, $"record {seq} was altered: its content does not match its hash");
-            if (signedRequest is not null && CheckSignature(partyKeys, parsed, actor, signedRequest, signature) is { } bad)
+            if (signedRequest is not null && CheckSignature(partyKeys, actor, signedRequest, signature) is { } bad)
                 return new AuditVerification(false, count, seq, $"record {seq}: {bad}");
             expectedPrev = stored;
             expectedSeq++;
@@ -98,17 +98,27 @@ public static class AuditLog
         return new AuditVerification(true, count, null, null);
     }
 
+    private static TwinSeal.Crypto.PartyPublicKey? ParseOrNull(byte[] spki)
+    {
+        try
+        {
+            return TwinSeal.Crypto.PartyPublicKey.FromSubjectPublicKeyInfo(spki);
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Checks that <paramref name="actor"/>'s registered key signed <paramref name="signedRequest"/>, and that the request names that party.</summary>
-    private static string? CheckSignature(Dictionary<string, byte[]> partyKeys, Dictionary<string, TwinSeal.Crypto.PartyPublicKey> parsed, string? actor, byte[] signedRequest, byte[]? signature)
+    private static string? CheckSignature(Dictionary<string, TwinSeal.Crypto.PartyPublicKey?> partyKeys, string? actor, byte[] signedRequest, byte[]? signature)
     {
         if (actor is null || signature is null) return "a signed request without its party or signature";
-        if (!partyKeys.TryGetValue(actor, out var publicKey)) return $"signed by '{actor}', who is not a registered party";
+        if (!partyKeys.TryGetValue(actor, out var key)) return $"signed by '{actor}', who is not a registered party";
         var lines = Encoding.UTF8.GetString(signedRequest).Split('\n');
         if (lines.Length < 4 || lines[3] != actor) return $"the signed request does not name '{actor}'";
-        // Parsed once per party, not per record: parsing costs several times the verification.
-        if (!parsed.TryGetValue(actor, out var key)) parsed[actor] = key = TwinSeal.Crypto.PartyPublicKey.FromSubjectPublicKeyInfo(publicKey);
-        return key.Verify(signedRequest, signature)
-            ? null : $"the signature does not verify with '{actor}''s registered key";
+        if (key is null) return $"'{actor}''s registered public key in the store is not a valid P-256 key";
+        return key.Verify(signedRequest, signature) ? null : $"the signature does not verify with '{actor}''s registered key";
     }
 
     internal static string Hash(long seq, long atMs, string evt, string? keyId, string? actor, string detail, string prevHash, byte[]? signedRequest, byte[]? signature)

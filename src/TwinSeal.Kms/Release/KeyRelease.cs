@@ -71,7 +71,7 @@ public sealed class KeyRelease(KmsDatabase db, KeyStore keys, IReadOnlyDictionar
     /// <summary>Check 1, stateless: the evidence verifies against a trusted platform root. The key must exist at all.</summary>
     private NormalisedClaims VerifyEvidence(KeyUseRequest request)
     {
-        if (db.Read(c => KeyStore.Find(c, null, request.KeyId)) is null)
+        if (!db.Read(c => KeyStore.Exists(c, request.KeyId)))
             throw new KeyUseRefusedException(KeyUseRefusal.KeyNotReady, $"no key '{request.KeyId}'");
         if (!verifiers.TryGetValue(request.Evidence.Platform, out var verifier))
             throw new KeyUseRefusedException(KeyUseRefusal.EvidenceInvalid, $"evidence platform '{request.Evidence.Platform}' is not accepted by this KMS");

@@ -34,14 +34,10 @@ public sealed class NonceIssuer(KmsDatabase db, TimeProvider clock, KmsOptions o
     public static int Prune(DbConnection c, DbTransaction tx, DateTimeOffset now)
         => KmsDatabase.Execute(c, tx, "DELETE FROM nonces WHERE expires_at < @old", ("@old", (now - TimeSpan.FromDays(1)).ToUnixTimeMilliseconds()));
 
-    /// <summary>Burns the nonce if it is known, unexpired and unused; otherwise returns the refusal. Atomic, so two requests cannot both use one nonce.</summary>
-    public Task<KeyUseRefusal?> TryBurnAsync(byte[] nonce)
-    {
-        var now = clock.GetUtcNow();
-        return db.WriteAsync<KeyUseRefusal?>((c, tx) => TryBurn(c, tx, nonce, now));
-    }
-
-    /// <summary>Burns the nonce inside the caller's write transaction (which holds the store's write lock); returns the refusal, or null when burnt.</summary>
+    /// <summary>
+    /// Burns the nonce if it is known, unexpired and unused, inside the caller's write transaction (which holds the
+    /// store's write lock, so two requests cannot both use one nonce); returns the refusal, or null when burnt.
+    /// </summary>
     public static KeyUseRefusal? TryBurn(DbConnection c, DbTransaction tx, byte[] nonce, DateTimeOffset at)
     {
         var now = at.ToUnixTimeMilliseconds();

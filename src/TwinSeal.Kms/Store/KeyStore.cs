@@ -38,6 +38,13 @@ public sealed class KeyStore(KmsDatabase db, KekRoot master, TimeProvider clock)
     /// <summary>Describes a key; throws 404 if unknown.</summary>
     public KeyInfo Get(string keyId) => db.Read(c => Find(c, null, keyId)) ?? throw KmsException.NotFound("key-not-found", $"No key '{keyId}'.");
 
+    /// <summary>Whether a key with this id was ever created (deleted keys included): one indexed lookup.</summary>
+    public static bool Exists(DbConnection c, string keyId)
+    {
+        using var cmd = KmsDatabase.Command(c, null, "SELECT 1 FROM keys WHERE key_id = @k", ("@k", keyId));
+        return cmd.ExecuteScalar() is not null;
+    }
+
     /// <summary>Describes a key inside a transaction, or null.</summary>
     public static KeyInfo? Find(DbConnection c, DbTransaction? tx, string keyId)
     {

@@ -50,10 +50,7 @@ public abstract class KmsDatabase : IAsyncDisposable
     /// <summary>"SQLite file …" or "PostgreSQL host:port/database", for logs and health output (no secrets).</summary>
     public abstract string Description { get; }
 
-    /// <summary>The schema version this code writes; see <see cref="KmsSchema"/>.</summary>
-    public static int SchemaVersion => KmsSchema.Version;
-
-    /// <summary>Brings the schema up to <see cref="SchemaVersion"/>; refuses a store written by a newer TwinSeal. Returns the versions applied.</summary>
+    /// <summary>Brings the schema up to <see cref="KmsSchema.Version"/>; refuses a store written by a newer TwinSeal. Returns the versions applied.</summary>
     public abstract IReadOnlyList<int> Migrate();
 
     /// <summary>The schema version recorded in the store.</summary>
