@@ -29,8 +29,8 @@ public static class Verbs
         return root;
     }
 
-    /// <summary>The app bundle shipped next to the CLI.</summary>
-    public static string DefaultAppBundle => Path.Combine(AppContext.BaseDirectory, "apps", "secure-match");
+    /// <summary>The enclave image built next to the CLI (enclave/: twinseal-enclave and its app bundle).</summary>
+    public static string DefaultEnclaveImage => Path.Combine(AppContext.BaseDirectory, "enclave");
 
     private static Command DemoCommand()
     {
@@ -53,7 +53,7 @@ public static class Verbs
             IDemoProgress progress = asJson ? new PlainProgress(Console.Error)
                 : AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected ? new ConsoleProgress() : new PlainProgress(Console.Out);
             var options = new DemoOptions(pr.GetValue(rows), pr.GetValue(overlap), pr.GetValue(seed), pr.GetValue(kmsIn), pr.GetValue(result), pr.GetValue(workDir));
-            var runner = new DemoRunner(options, SelfLaunch.Current(), DefaultAppBundle, progress);
+            var runner = new DemoRunner(options, SelfLaunch.Current(), DefaultEnclaveImage, progress);
             var summary = await runner.RunAsync(ct);
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(summary, ProtocolJson.Indented));
             else DemoReport.Print(summary);
@@ -136,7 +136,7 @@ public static class Verbs
         var sdir = new Option<string>("--dir") { Description = "The party folder.", Required = true };
         var device = new Option<string>("--device") { Description = "The simulated device folder of this party's isolated area.", Required = true };
         var partyTee = TeeOption();
-        var bundle = new Option<string>("--app-bundle") { Description = "App bundle to run in the isolated area.", DefaultValueFactory = _ => DefaultAppBundle };
+        var image = new Option<string>("--enclave-image") { Description = "Enclave image folder the isolated area runs from (its measurement is what parties register).", DefaultValueFactory = _ => DefaultEnclaveImage };
         var kmsUrl = new Option<string?>("--kms-url") { Description = "HTTPS URL of the KMS." };
         var kmsFp = new Option<string?>("--kms-fingerprint") { Description = "SHA-256 fingerprint of the KMS certificate to pin." };
         var hostKms = new Option<bool>("--host-kms") { Description = "Run the KMS inside this party's device." };
@@ -144,7 +144,7 @@ public static class Verbs
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
         var trust = new TrustOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
         trust.AddTo(serve);
         serve.Validators.Add(r =>
         {
@@ -160,7 +160,7 @@ public static class Verbs
             {
                 PartyDirectory = partyDir,
                 DeviceDirectory = Path.GetFullPath(pr.GetValue(device)!),
-                AppBundleDirectory = Path.GetFullPath(pr.GetValue(bundle)!),
+                EnclaveImageDirectory = Path.GetFullPath(pr.GetValue(image)!),
                 Kms = pr.GetValue(kmsUrl) is { } u ? new ServiceEndpoint(u, pr.GetValue(kmsFp)!) : null,
                 HostedKms = pr.GetValue(hostKms) ? new KmsOptions
                 {
@@ -170,7 +170,6 @@ public static class Verbs
                 } : null,
                 Port = pr.GetValue(port),
                 Tee = pr.GetValue(partyTee)!,
-                Launch = SelfLaunch.Current(),
             };
             return await Guard(async () =>
             {
@@ -187,20 +186,14 @@ public static class Verbs
 
     private static Command EnclaveCommand()
     {
-        var device = new Option<string>("--device") { Description = "The simulated device folder (attestation key).", Required = true };
-        var tee = TeeOption();
-        var bundle = new Option<string>("--app-bundle") { Description = "App bundle to measure and run.", DefaultValueFactory = _ => DefaultAppBundle };
-        var run = new Command("run", "Run the isolated area on stdin/stdout; started by the party host.") { device, bundle, tee };
-        run.SetAction(async (pr, ct) => await EnclaveRuntime.RunProcessAsync(new EnclaveOptions(Path.GetFullPath(pr.GetValue(device)!), Path.GetFullPath(pr.GetValue(bundle)!), pr.GetValue(tee)!)));
-        var mbundle = new Option<string>("--app-bundle") { Description = "App bundle to measure.", DefaultValueFactory = _ => DefaultAppBundle };
-        var measure = new Command("measure", "Print an app bundle's measurement (the reference value to register).") { mbundle };
+        var image = new Option<string>("--image") { Description = "Enclave image folder to measure.", DefaultValueFactory = _ => DefaultEnclaveImage };
+        var measure = new Command("measure", "Print the measurement of the enclave image the party host starts (the reference value to register).") { image };
         measure.SetAction(pr => GuardSync(() =>
         {
-            var b = AppBundle.Load(Path.GetFullPath(pr.GetValue(mbundle)!));
-            Console.WriteLine($"{b.App.Name} {b.Measurement}");
+            Console.WriteLine(EnclaveImage.Load(Path.GetFullPath(pr.GetValue(image)!)).Measurement);
             return 0;
         }));
-        return new Command("enclave", "The isolated area.") { run, measure };
+        return new Command("enclave", "The isolated area's image.") { measure };
     }
 
     private static Command SimPlatformCommand()

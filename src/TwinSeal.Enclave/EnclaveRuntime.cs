@@ -6,19 +6,19 @@ using TwinSeal.Protocol.Apps;
 
 namespace TwinSeal.Enclave;
 
-/// <summary>Where the isolated area finds its platform and app.</summary>
+/// <summary>Where the isolated area finds its platform.</summary>
 /// <param name="DeviceDirectory">The simulated device's attestation key and certificate (with <c>sim</c>).</param>
-/// <param name="AppBundleDirectory">The app bundle to measure and run.</param>
 /// <param name="Tee">Evidence backend: <c>sim</c> (default), <c>amd-sev-snp</c> or <c>intel-tdx</c> (Linux configfs-tsm in the guest), <c>aws-nitro</c> (/dev/nsm).</param>
-public sealed record EnclaveOptions(string DeviceDirectory, string AppBundleDirectory, string Tee = "sim");
+public sealed record EnclaveOptions(string DeviceDirectory, string Tee = "sim");
 
 /// <summary>
-/// The isolated-area process (SIMULATED TEE): measures and loads the app, runs the platform self-tests, makes an
+/// The isolated-area process (SIMULATED TEE): measures its image and loads the app from the measured bytes, runs the platform self-tests, makes an
 /// ephemeral key pair, then serves its host's commands over the local channel (stdin/stdout frames). The host
 /// sees evidence, ciphertext and released results; never the data key or the other party's plaintext.
 /// </summary>
 public sealed class EnclaveRuntime : IDisposable
 {
+    private readonly EnclaveImage _image;
     private readonly AppBundle _bundle;
     private readonly EphemeralKeyPair _keyPair = new();
     private readonly SortedDictionary<string, string> _tests;
@@ -27,15 +27,19 @@ public sealed class EnclaveRuntime : IDisposable
     private readonly EncryptionUnit _encryption;
     private readonly TableStorage _storage = new();
 
-    /// <summary>Starts the isolated area: measurement, self-tests, key pair.</summary>
-    public EnclaveRuntime(EnclaveOptions options, TimeProvider? clock = null)
+    /// <summary>Starts the isolated area on a measured <paramref name="image"/>: app, self-tests, key pair.</summary>
+    public EnclaveRuntime(EnclaveOptions options, EnclaveImage image, TimeProvider? clock = null)
     {
-        _bundle = AppBundle.Load(options.AppBundleDirectory);
+        _image = image;
+        _bundle = image.LoadApp();
         _tests = PlatformSelfTests.Run();
         _source = CreateSource(options, clock ?? TimeProvider.System);
-        _evidence = new EvidenceAcquisition(_source, _bundle, _tests, _keyPair.PublicKey);
+        _evidence = new EvidenceAcquisition(_source, _bundle.App.Name, () => CurrentMeasurement, _tests, _keyPair.PublicKey);
         _encryption = new EncryptionUnit(_keyPair);
     }
+
+    // Read afresh for every report: code loaded after start must show in the next evidence, not only in the first.
+    private string CurrentMeasurement => _image.CurrentMeasurement(line => Console.Error.WriteLine($"enclave: {line}"));
 
     /// <summary>Serves frames until the host closes the channel.</summary>
     public async Task ServeAsync(Stream input, Stream output, CancellationToken ct = default)
@@ -90,7 +94,7 @@ public sealed class EnclaveRuntime : IDisposable
     {
         var (table, csv, sha) = _storage.Get(enc.Table);
         AgreedSchema.Check(enc.Key.Policy, enc.Key.PartyId, table, $"table '{enc.Table}'");
-        manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, _bundle.Measurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
+        manifest = new DatasetManifest(enc.DatasetId, enc.Key.PartyId, CurrentMeasurement, table.Columns, table.Rows.Count, sha, csv.LongLength);
         return _encryption.PrepareEncryption(enc.Key, manifest, csv);
     }
 
@@ -120,7 +124,7 @@ public sealed class EnclaveRuntime : IDisposable
         switch (command)
         {
             case DescribeEnclave:
-                return (Ok() with { Description = new EnclaveDescription(_source.Platform, _source.Simulated, _bundle.Measurement, _tests, _bundle.App.Name, _keyPair.PublicKey) }, []);
+                return (Ok() with { Description = new EnclaveDescription(_source.Platform, _source.Simulated, CurrentMeasurement, _tests, _bundle.App.Name, _keyPair.PublicKey) }, []);
             case LoadTable load:
                 return (Ok() with { Loaded = await TableLoader.LoadAsync(_storage, load, body).ConfigureAwait(false) }, []);
             case Attest attest:
@@ -176,7 +180,7 @@ public sealed class EnclaveRuntime : IDisposable
         EnclaveRuntime runtime;
         try
         {
-            runtime = new EnclaveRuntime(options);
+            runtime = new EnclaveRuntime(options, EnclaveImage.OfRunningProcess());
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {

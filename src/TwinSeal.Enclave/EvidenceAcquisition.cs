@@ -36,12 +36,13 @@ public sealed class SimEvidenceSource(SimAttester attester, TimeProvider clock) 
 }
 
 /// <summary>Binds a KMS nonce and the enclave's ephemeral public key into evidence (S15–S16).</summary>
-public sealed class EvidenceAcquisition(IEvidenceSource source, AppBundle bundle, IReadOnlyDictionary<string, string> platformTests, byte[] enclavePublicKey)
+/// <param name="measurement">Read at every report, so what was loaded since the last one counts.</param>
+public sealed class EvidenceAcquisition(IEvidenceSource source, string appName, Func<string> measurement, IReadOnlyDictionary<string, string> platformTests, byte[] enclavePublicKey)
 {
     /// <summary>Evidence whose report data is SHA-512(nonce ‖ SHA-256(public key)).</summary>
     public Evidence Attest(byte[] nonce)
     {
         if (nonce.Length is < 16 or > 64) throw new ProtocolException("bad-nonce", "A nonce is 16–64 bytes.");
-        return source.Acquire(bundle.App.Name, bundle.Measurement, platformTests, ReportDataBinding.Compute(nonce, enclavePublicKey));
+        return source.Acquire(appName, measurement(), platformTests, ReportDataBinding.Compute(nonce, enclavePublicKey));
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using TwinSeal.Enclave;
 using TwinSeal.Protocol;
 
 namespace TwinSeal.Party;
@@ -31,15 +32,46 @@ public sealed class EnclaveProcess : IAsyncDisposable
     /// <summary>OS process id of the isolated area.</summary>
     public int ProcessId => _process.Id;
 
-    /// <summary>Starts <c>twinseal enclave run</c> with the given device and app bundle.</summary>
-    public static async Task<EnclaveProcess> StartAsync(SelfLaunch launch, string deviceDirectory, string appBundleDirectory, string tee = "sim")
+    /// <summary>
+    /// Starts the isolated area: <c>twinseal-enclave run</c> from the image folder <paramref name="imageDirectory"/>, with
+    /// the environment <see cref="StartInfo"/> gives it.
+    /// </summary>
+    public static Task<EnclaveProcess> StartAsync(string imageDirectory, string deviceDirectory, string tee = "sim")
+        => StartAsync(StartInfo(imageDirectory, deviceDirectory, tee));
+
+    /// <summary>Starts an isolated area from a start-info (<see cref="StartInfo"/>, possibly changed) and waits until it answers.</summary>
+    public static async Task<EnclaveProcess> StartAsync(ProcessStartInfo startInfo)
     {
-        var psi = launch.StartInfo(["enclave", "run", "--device", deviceDirectory, "--app-bundle", appBundleDirectory, "--tee", tee]);
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("The isolated area process did not start.");
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException("The isolated area process did not start.");
         var enclave = new EnclaveProcess(process);
         // The first command doubles as a readiness check and surfaces start-up failures with the enclave's own words.
         await enclave.CallAsync(new DescribeEnclave()).ConfigureAwait(false);
         return enclave;
+    }
+
+    /// <summary>
+    /// How the host starts its isolated area: the image's own executable (self-contained, so no installed runtime and no
+    /// <c>DOTNET_ROOT</c> is consulted) and an environment of exactly <see cref="ProcessIntegrity.Environment"/>: nothing
+    /// of the host's — <c>DOTNET_*</c>, <c>CORECLR_*</c>, <c>COREHOST_*</c>, <c>LD_*</c> or anything else — reaches a
+    /// process whose code the KMS vouches for. Any other environment extends the isolated area's measurement.
+    /// </summary>
+    public static ProcessStartInfo StartInfo(string imageDirectory, string deviceDirectory, string tee = "sim")
+    {
+        var executable = Path.Combine(Path.GetFullPath(imageDirectory), EnclaveImage.ExecutableName);
+        if (!File.Exists(executable))
+            throw new InvalidOperationException($"No enclave image in '{imageDirectory}' (expected {EnclaveImage.ExecutableName} there; it is built next to the twinseal CLI, in enclave/).");
+        var psi = new ProcessStartInfo(executable)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetFullPath(imageDirectory),
+        };
+        psi.Environment.Clear();
+        foreach (var (name, value) in ProcessIntegrity.Environment) psi.Environment[name] = value;
+        foreach (var a in new[] { "run", "--device", Path.GetFullPath(deviceDirectory), "--tee", tee }) psi.ArgumentList.Add(a);
+        return psi;
     }
 
     /// <summary>Sends one command and returns the reply header and body; throws <see cref="ProtocolException"/> with the enclave's code if it failed.</summary>

@@ -20,8 +20,8 @@ public sealed class PartyHostOptions
     public required string PartyDirectory { get; init; }
     /// <summary>The simulated device (attestation key) of this party's isolated area.</summary>
     public required string DeviceDirectory { get; init; }
-    /// <summary>The app bundle the isolated area measures and runs.</summary>
-    public required string AppBundleDirectory { get; init; }
+    /// <summary>The enclave image folder (executable and app bundle) the isolated area runs from and measures.</summary>
+    public required string EnclaveImageDirectory { get; init; }
     /// <summary>Evidence backend of the isolated area: <c>sim</c> (default), <c>amd-sev-snp</c>, <c>intel-tdx</c>, <c>aws-nitro</c>.</summary>
     public string Tee { get; init; } = "sim";
     /// <summary>The KMS to use; null when this host runs the KMS itself (<see cref="HostedKms"/>).</summary>
@@ -30,8 +30,6 @@ public sealed class PartyHostOptions
     public KmsOptions? HostedKms { get; init; }
     /// <summary>Loopback port (0 = any free).</summary>
     public int Port { get; init; }
-    /// <summary>How to start the isolated area process.</summary>
-    public required SelfLaunch Launch { get; init; }
 }
 
 /// <summary>
@@ -75,7 +73,7 @@ public sealed class PartyHost : IAsyncDisposable
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
         var identity = PartyIdentity.Load(options.PartyDirectory);
-        var enclave = await EnclaveProcess.StartAsync(options.Launch, options.DeviceDirectory, options.AppBundleDirectory, options.Tee).ConfigureAwait(false);
+        var enclave = await EnclaveProcess.StartAsync(options.EnclaveImageDirectory, options.DeviceDirectory, options.Tee).ConfigureAwait(false);
         var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
         var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, MaxDatasetBytes);
         KmsService? hostedKms = null;

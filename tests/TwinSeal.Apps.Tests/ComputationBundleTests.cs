@@ -16,7 +16,7 @@ public sealed class ComputationBundleTests : IDisposable
     [InlineData("aggregate", ResultKind.Aggregates, JoinKind.Inner)]
     public void The_measured_bundle_holds_one_app_that_runs_every_computation(string computation, ResultKind result, JoinKind join)
     {
-        var bundle = AppBundle.Load(Bundles.Create(_temp.Sub("bundle")));
+        var bundle = EnclaveImage.Load(Bundles.Create(_temp.Sub("image"))).LoadApp();
         var own = Tables.Of(["id", "o"], ["k", "1"]);
         var peer = Tables.Of(["id", "p"], ["k", "2"], ["j", "3"]);
         var policy = new OutputPolicy(computation, "id", result, "party2", JoinKind: join,

@@ -68,8 +68,8 @@ internal sealed class EnclaveConnection : IAsyncDisposable
 
     public Task Serving { get; }
 
-    public static EnclaveConnection Start(string deviceDirectory, string bundleDirectory)
-        => new(new EnclaveRuntime(new EnclaveOptions(deviceDirectory, bundleDirectory)));
+    public static EnclaveConnection Start(string deviceDirectory, string imageDirectory)
+        => new(new EnclaveRuntime(new EnclaveOptions(deviceDirectory), EnclaveImage.Load(imageDirectory)));
 
     public Task<(EnclaveReply Reply, byte[] Body)> SendAsync(EnclaveCommand command, byte[]? body = null)
         => SendRawAsync(ProtocolJson.Canonical(command), body);
@@ -148,7 +148,7 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
 
         Assert.Equal("sim", d.Platform);
         Assert.True(d.Simulated);
-        Assert.Equal(AppBundle.Load(env.BundleDirectory).Measurement, d.Measurement);
+        Assert.Equal(EnclaveImage.Load(env.BundleDirectory).Measurement, d.Measurement);
         Assert.Equal("secure-match", d.AppName);
         Assert.Equal(PlatformSelfTests.Run(), d.PlatformTests);
         Assert.Equal(65, d.EnclavePublicKey.Length);
@@ -181,18 +181,19 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
     [Fact]
     public void A_runtime_without_a_provisioned_device_does_not_start()
     {
-        var e = Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.NewDirectory("no-device"), env.BundleDirectory)));
+        var e = Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.NewDirectory("no-device")), EnclaveImage.Load(env.BundleDirectory)));
 
         Assert.Contains("provisioned", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_runtime_whose_bundle_holds_no_app_does_not_start()
+    public void A_runtime_whose_image_holds_no_app_does_not_start()
     {
-        var bundle = env.NewDirectory("no-app");
-        File.WriteAllText(Path.Combine(bundle, "README.txt"), "nothing to run");
+        var image = env.NewDirectory("no-app");
+        Directory.CreateDirectory(Bundles.AppFolder(image));
+        File.WriteAllText(Path.Combine(Bundles.AppFolder(image), "README.txt"), "nothing to run");
 
-        Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.Device1, bundle)));
+        Assert.Throws<InvalidOperationException>(() => new EnclaveRuntime(new EnclaveOptions(env.Device1), EnclaveImage.Load(image)));
     }
 
     // ---- load-table ----

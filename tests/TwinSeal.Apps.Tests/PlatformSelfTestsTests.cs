@@ -6,7 +6,7 @@ namespace TwinSeal.Apps.Tests;
 public sealed class PlatformSelfTestsTests
 {
     private static readonly string[] CheckNames = ["health.rng", "kat.aes-256-gcm", "kat.hkdf-sha256", "kat.sha-256", "kat.sha-384", "pct.ecdsa-p256"];
-    private static readonly string[] IdentityNames = ["identity.enclave-runtime", "identity.os", "identity.runtime"];
+    private static readonly string[] IdentityNames = ["identity.os", "identity.runtime"];
 
     [Fact]
     public void Every_known_answer_consistency_and_health_test_passes()
@@ -37,12 +37,6 @@ public sealed class PlatformSelfTestsTests
     public void Runtime_identity_is_the_framework_description()
     {
         Assert.Equal(RuntimeInformation.FrameworkDescription, PlatformSelfTests.Run()["identity.runtime"]);
-    }
-
-    [Fact]
-    public void Enclave_runtime_identity_is_a_sha_384_in_lower_case_hex()
-    {
-        Assert.Matches("^[0-9a-f]{96}$", PlatformSelfTests.Run()["identity.enclave-runtime"]);
     }
 
     [Fact]

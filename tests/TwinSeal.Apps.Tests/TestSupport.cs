@@ -44,18 +44,21 @@ internal static class Bundles
 
     public static string AppDllPath => Path.Combine(AppContext.BaseDirectory, AppFileName);
 
-    /// <summary>A bundle folder holding only the app assembly.</summary>
+    /// <summary>An enclave image folder holding only the app bundle (no executable: these tests run the isolated area in process).</summary>
     public static string Create(string directory)
     {
-        Directory.CreateDirectory(directory);
-        File.Copy(AppDllPath, Path.Combine(directory, AppFileName), overwrite: true);
+        Directory.CreateDirectory(AppFolder(directory));
+        File.Copy(AppDllPath, Path.Combine(AppFolder(directory), AppFileName), overwrite: true);
         return directory;
     }
 
+    /// <summary>The app bundle's folder inside an image folder.</summary>
+    public static string AppFolder(string imageDirectory) => Path.Combine(imageDirectory, EnclaveImage.AppsFolder, "secure-match");
+
     /// <summary>Flips one byte of the app's build marker (a constant string): the assembly still loads and runs.</summary>
-    public static void FlipBuildMarker(string bundleDirectory)
+    public static void FlipBuildMarker(string imageDirectory)
     {
-        var path = Path.Combine(bundleDirectory, AppFileName);
+        var path = Path.Combine(AppFolder(imageDirectory), AppFileName);
         var bytes = File.ReadAllBytes(path);
         var marker = System.Text.Encoding.Unicode.GetBytes("TWINSEAL-SECURE-MATCH-APP-BUILD-1");
         var at = bytes.AsSpan().IndexOf(marker);

@@ -9,7 +9,8 @@ internal static class CliUnderTest
 {
     public static string DllPath { get; } = Path.GetFullPath(typeof(CliUnderTest).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "TwinSealCli").Value!);
 
-    public static string AppBundle => Path.Combine(Path.GetDirectoryName(DllPath)!, "apps", "secure-match");
+    /// <summary>The enclave image built next to the CLI: what every party host in these tests starts.</summary>
+    public static string EnclaveImage => Path.Combine(Path.GetDirectoryName(DllPath)!, "enclave");
 
     public static SelfLaunch Launch => SelfLaunch.ForAssembly(DllPath);
 

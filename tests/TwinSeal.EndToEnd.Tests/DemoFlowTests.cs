@@ -18,7 +18,7 @@ public sealed class DemoFlowTests
         var work = Path.Combine(Path.GetTempPath(), "twinseal-e2e-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var runner = new DemoRunner(new DemoOptions(rows, 0.3, 7, placement, result, work), CliUnderTest.Launch, CliUnderTest.AppBundle, new Silent());
+            var runner = new DemoRunner(new DemoOptions(rows, 0.3, 7, placement, result, work), CliUnderTest.Launch, CliUnderTest.EnclaveImage, new Silent());
             var summary = await runner.RunAsync(TestContext.Current.CancellationToken);
             if (result == ResultKind.JoinedRows && summary.JoinedRowsPath is not null)
             {
@@ -41,6 +41,7 @@ public sealed class DemoFlowTests
         Assert.Equal(s.Expected, s.Matched);
         Assert.True(s.Audit.Valid, s.Audit.Problem);
         Assert.Contains(s.Refusals, r => r.Refused && r.Code == "measurement-mismatch");
+        Assert.Contains(s.Refusals, r => r.Refused && r.Code == "never-ran-in-isolated-area");
         Assert.Contains(s.Refusals, r => r.Refused && r.Code == "replayed-request");
         Assert.Contains(s.Refusals, r => r.Refused && r.Code == "nonce-reused");
         Assert.True(s.Success);

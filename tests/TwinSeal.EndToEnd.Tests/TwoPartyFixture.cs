@@ -54,9 +54,8 @@ public sealed class TwoPartyFixture : IAsyncLifetime
     {
         PartyDirectory = Path.Combine(Work, party),
         DeviceDirectory = Path.Combine(Work, party + "-device"),
-        AppBundleDirectory = CliUnderTest.AppBundle,
+        EnclaveImageDirectory = CliUnderTest.EnclaveImage,
         Kms = Kms.Endpoint,
-        Launch = CliUnderTest.Launch,
     });
 
     public string Token(string party) => File.ReadAllText(Path.Combine(Work, party, "control.token")).Trim();

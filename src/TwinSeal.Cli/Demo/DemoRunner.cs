@@ -32,7 +32,7 @@ public sealed record DemoSummary(
 /// hosts each with its isolated area, key creation, authority setting by both parties, data loading, party 1 sending
 /// its encrypted table, party 2 matching it with its own; then attacks that must be refused.
 /// </summary>
-public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string appBundleDirectory, IDemoProgress progress)
+public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string enclaveImageDirectory, IDemoProgress progress)
 {
     private readonly Dictionary<string, double> _stages = new(StringComparer.Ordinal);
 
@@ -76,10 +76,10 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
                 }
                 var first = options.KmsIn == KmsPlacement.Party2 ? "party2" : "party1";
                 var second = first == "party1" ? "party2" : "party1";
-                var a = await StartPartyAsync(work, first, kms, appBundleDirectory, kmsArgs, logs);
+                var a = await StartPartyAsync(work, first, kms, enclaveImageDirectory, kmsArgs, logs);
                 services.Add(a);
                 kms ??= a.Endpoint;
-                var b = await StartPartyAsync(work, second, kms, appBundleDirectory, kmsArgs, logs);
+                var b = await StartPartyAsync(work, second, kms, enclaveImageDirectory, kmsArgs, logs);
                 services.Add(b);
                 return first == "party1" ? (a, b, kms) : (b, a, kms);
             });
@@ -131,9 +131,10 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
             progress.Line("", $"decrypted at {Rate(result.PeerRows, result.Timings, "decrypt")}, verified at {Rate(result.PeerRows, result.Timings, "verify")}, joined at {Rate(result.PeerRows + result.OwnRows, result.Timings, "compute")}");
             progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
 
-            await Stage("attacks", "a tampered copy of party 1's app, and replays of a captured key-use request", async () =>
+            await Stage("attacks", "a tampered copy of party 1's app, a startup hook injected through the host's environment, and replays of a captured key-use request", async () =>
             {
                 refusals.Add(await TamperedAppAsync(work, key.KeyId, kmsEndpoint, p2.Endpoint, kmsArgs, logs, services));
+                refusals.Add(await InjectedHookAsync(work, kmsEndpoint, e1.Measurement, kmsArgs, logs, services));
                 refusals.AddRange(await ReplayAsync(work, kmsEndpoint));
                 return 0;
             });
@@ -194,22 +195,21 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
 
     private static string Token(string work, string party) => File.ReadAllText(Path.Combine(work, party, "control.token")).Trim();
 
-    private Task<ServiceProcess> StartPartyAsync(string work, string party, ServiceEndpoint? kms, string bundle, string[] kmsArgs, string logs, string? partyDir = null, string? name = null)
+    private Task<ServiceProcess> StartPartyAsync(string work, string party, ServiceEndpoint? kms, string image, string[] kmsArgs, string logs, string? partyDir = null, string? name = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var dir = partyDir ?? Path.Combine(work, party);
-        var args = new List<string> { "party", "serve", "--dir", dir, "--device", Path.Combine(work, party + "-device"), "--app-bundle", bundle };
+        var args = new List<string> { "party", "serve", "--dir", dir, "--device", Path.Combine(work, party + "-device"), "--enclave-image", image };
         if (kms is null) args.AddRange(["--host-kms", "--kms-data-dir", Path.Combine(work, party, "kms"), .. kmsArgs]);
         else args.AddRange(["--kms-url", kms.Url, "--kms-fingerprint", kms.Fingerprint]);
-        return ServiceProcess.StartAsync(name ?? party, launch, args, dir, logs);
+        return ServiceProcess.StartAsync(name ?? party, launch, args, dir, logs, environment: environment);
     }
 
     /// <summary>Attack 1: party 1 runs a copy of its app with one byte changed and asks for the key.</summary>
     private async Task<Refusal> TamperedAppAsync(string work, string keyId, ServiceEndpoint kms, ServiceEndpoint party2, string[] kmsArgs, string logs, List<ServiceProcess> services)
     {
-        var tampered = Path.Combine(work, "tampered-app");
-        Directory.CreateDirectory(tampered);
-        foreach (var f in Directory.GetFiles(appBundleDirectory)) File.Copy(f, Path.Combine(tampered, Path.GetFileName(f)), overwrite: true);
-        var dll = Path.Combine(tampered, "TwinSeal.Apps.dll");
+        var tampered = Path.Combine(work, "tampered-image");
+        CopyImage(enclaveImageDirectory, tampered);
+        var dll = Path.Combine(tampered, "apps", "secure-match", "TwinSeal.Apps.dll");
         var bytes = await File.ReadAllBytesAsync(dll);
         var marker = System.Text.Encoding.Unicode.GetBytes("TWINSEAL-SECURE-MATCH-APP-BUILD-1");
         var at = bytes.AsSpan().IndexOf(marker);
@@ -218,9 +218,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         await File.WriteAllBytesAsync(dll, bytes);
 
         // The same party identity, on a second host whose isolated area runs the tampered app.
-        var evilDir = Path.Combine(work, "party1-tampered");
-        Directory.CreateDirectory(evilDir);
-        foreach (var f in new[] { "party.id", "party.key.pem", "control.token" }) File.Copy(Path.Combine(work, "party1", f), Path.Combine(evilDir, f), overwrite: true);
+        var evilDir = CopyIdentity(work, "party1-tampered");
         var evil = await StartPartyAsync(work, "party1", kms, tampered, kmsArgs, logs, evilDir, "party1-tampered");
         services.Add(evil);
         using var c = new ControlClient(evil.Endpoint, Token(work, "party1"));
@@ -235,7 +233,51 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
         }
     }
 
-    /// <summary>Attack 2: replay party 1's captured key-use request, verbatim and re-signed.</summary>
+    /// <summary>
+    /// Attack 2: party 1 starts a host with a startup hook in its environment (<c>DOTNET_STARTUP_HOOKS</c>), hoping the
+    /// hook runs inside the isolated area next to the released key. Refused means: the hook did run in the host (the
+    /// injection was live), never in the isolated area, and the isolated area still reports the registered measurement.
+    /// </summary>
+    private async Task<Refusal> InjectedHookAsync(string work, ServiceEndpoint kms, string registeredMeasurement, string[] kmsArgs, string logs, List<ServiceProcess> services)
+    {
+        const string attack = "injected startup hook (DOTNET_STARTUP_HOOKS in the host's environment)";
+        var hookDir = Directory.CreateDirectory(Path.Combine(work, "injected-hook")).FullName;
+        var ranIn = Path.Combine(hookDir, "ran-in.txt");
+        var hook = InjectedStartupHook.Write(hookDir, ranIn);
+        var evilDir = CopyIdentity(work, "party1-hooked");
+        var evil = await StartPartyAsync(work, "party1", kms, enclaveImageDirectory, kmsArgs, logs, evilDir, "party1-hooked",
+            new Dictionary<string, string> { ["DOTNET_STARTUP_HOOKS"] = hook });
+        services.Add(evil);
+        using var c = new ControlClient(evil.Endpoint, Token(work, "party1"));
+        var measurement = (await c.GetAsync<EnclaveDescription>("/enclave")).Measurement;
+        var processes = InjectedStartupHook.ProcessesItRanIn(ranIn);
+        var inEnclave = processes.Any(p => Path.GetFileName(p) == Enclave.EnclaveImage.ExecutableName);
+        if (inEnclave) return new Refusal(attack, false, "hook-ran", "the hook ran inside the isolated area");
+        if (processes.Count == 0) return new Refusal(attack, false, "hook-inert", "the hook ran nowhere, so this run proves nothing");
+        return measurement == registeredMeasurement
+            ? new Refusal(attack, true, "never-ran-in-isolated-area", $"ran in the host ({string.Join(", ", processes.Select(Path.GetFileName).Distinct())}), never in the isolated area, whose measurement is still the registered one")
+            : new Refusal(attack, true, "measurement-mismatch", "the isolated area reports a measurement no party registered");
+    }
+
+    private static string CopyIdentity(string work, string name)
+    {
+        var dir = Path.Combine(work, name);
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "party.id", "party.key.pem", "control.token" }) File.Copy(Path.Combine(work, "party1", f), Path.Combine(dir, f), overwrite: true);
+        return dir;
+    }
+
+    private static void CopyImage(string from, string to)
+    {
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+    }
+
+    /// <summary>Attack 3: replay party 1's captured key-use request, verbatim and re-signed.</summary>
     private static async Task<IReadOnlyList<Refusal>> ReplayAsync(string work, ServiceEndpoint kms)
     {
         var transcript = Directory.GetFiles(Path.Combine(work, "party1", "transcript"), "key-use-*.json").Order(StringComparer.Ordinal).First();

@@ -28,7 +28,8 @@ public sealed class ServiceProcess : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <summary>Starts the service and waits until it has written its endpoint file into <paramref name="directory"/>.</summary>
-    public static async Task<ServiceProcess> StartAsync(string name, SelfLaunch launch, IEnumerable<string> arguments, string directory, string logDirectory, TimeSpan? timeout = null)
+    /// <param name="environment">Variables added to the inherited environment (the demo's attacks use this).</param>
+    public static async Task<ServiceProcess> StartAsync(string name, SelfLaunch launch, IEnumerable<string> arguments, string directory, string logDirectory, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(directory);
         Directory.CreateDirectory(logDirectory);
@@ -37,6 +38,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
         var psi = launch.StartInfo(arguments);
         psi.RedirectStandardInput = false;
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"{name} did not start.");
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };

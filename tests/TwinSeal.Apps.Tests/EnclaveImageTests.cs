@@ -8,13 +8,20 @@ using TwinSeal.Protocol.Apps;
 
 namespace TwinSeal.Apps.Tests;
 
-public sealed class AppBundleTests : IDisposable
+public sealed class EnclaveImageTests : IDisposable
 {
     private readonly TempDir _temp = new();
 
     public void Dispose() => _temp.Dispose();
 
-    private string NewBundle(string name = "bundle") => Bundles.Create(_temp.Sub(name));
+    private string NewImage(string name = "image") => Bundles.Create(_temp.Sub(name));
+
+    private static string Measure(params (string Relative, byte[] Bytes)[] files)
+    {
+        using var digest = new MeasurementDigest();
+        foreach (var (relative, bytes) in files) digest.Add(relative, bytes);
+        return digest.Finish();
+    }
 
     // The documented measurement, computed independently: SHA-384 over (u32 BE path length ‖ path ‖ u64 BE
     // content length ‖ content) for every file, ordered by its '/'-separated relative path (ordinal).
@@ -42,12 +49,12 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void Measurement_is_lower_case_hex_sha_384_of_the_documented_file_encoding()
     {
-        var dir = NewBundle();
+        var dir = NewImage();
         File.WriteAllText(Path.Combine(dir, "README.txt"), "notes");
         Directory.CreateDirectory(Path.Combine(dir, "data"));
         File.WriteAllText(Path.Combine(dir, "data", "lookup.csv"), "a,b\n1,2\n");
 
-        var measurement = AppBundle.Load(dir).Measurement;
+        var measurement = EnclaveImage.Load(dir).Measurement;
 
         Assert.Matches("^[0-9a-f]{96}$", measurement);
         Assert.Equal(ReferenceMeasurement(dir), measurement);
@@ -56,76 +63,76 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void Measuring_the_same_bundle_twice_gives_the_same_measurement()
     {
-        var dir = NewBundle();
+        var dir = NewImage();
 
-        Assert.Equal(AppBundle.Load(dir).Measurement, AppBundle.Load(dir).Measurement);
+        Assert.Equal(EnclaveImage.Load(dir).Measurement, EnclaveImage.Load(dir).Measurement);
     }
 
     [Fact]
     public void Measurement_does_not_depend_on_where_the_bundle_folder_is()
     {
-        var a = NewBundle("a");
-        var b = Bundles.Create(Path.Combine(_temp.Sub("elsewhere"), "deeper", "bundle"));
+        var a = NewImage("a");
+        var b = Bundles.Create(Path.Combine(_temp.Sub("elsewhere"), "deeper", "image"));
 
-        Assert.Equal(AppBundle.Load(a).Measurement, AppBundle.Load(b).Measurement);
+        Assert.Equal(EnclaveImage.Load(a).Measurement, EnclaveImage.Load(b).Measurement);
     }
 
     [Fact]
     public void Changing_one_byte_of_the_app_assembly_changes_the_measurement()
     {
-        var original = NewBundle("original");
-        var tampered = NewBundle("tampered");
+        var original = NewImage("original");
+        var tampered = NewImage("tampered");
         Bundles.FlipBuildMarker(tampered);
 
-        Assert.NotEqual(AppBundle.Load(original).Measurement, AppBundle.Load(tampered).Measurement);
+        Assert.NotEqual(EnclaveImage.Load(original).Measurement, EnclaveImage.Load(tampered).Measurement);
     }
 
     [Fact]
     public void Changing_any_byte_of_the_app_assembly_changes_the_measured_hash()
     {
         var bytes = File.ReadAllBytes(Bundles.AppDllPath);
-        var baseline = AppBundle.Measure([(Bundles.AppFileName, bytes)]);
+        var baseline = Measure((Bundles.AppFileName, bytes));
         foreach (var at in new[] { 0, bytes.Length / 3, bytes.Length / 2, bytes.Length - 1 })
         {
             var copy = (byte[])bytes.Clone();
             copy[at] ^= 0x80;
-            Assert.NotEqual(baseline, AppBundle.Measure([(Bundles.AppFileName, copy)]));
+            Assert.NotEqual(baseline, Measure((Bundles.AppFileName, copy)));
         }
     }
 
     [Fact]
     public void Adding_a_file_to_the_bundle_changes_the_measurement()
     {
-        var dir = NewBundle();
-        var before = AppBundle.Load(dir).Measurement;
+        var dir = NewImage();
+        var before = EnclaveImage.Load(dir).Measurement;
 
         File.WriteAllText(Path.Combine(dir, "extra.json"), "{}");
 
-        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+        Assert.NotEqual(before, EnclaveImage.Load(dir).Measurement);
     }
 
     [Fact]
     public void Adding_an_empty_file_in_a_subfolder_changes_the_measurement()
     {
-        var dir = NewBundle();
-        var before = AppBundle.Load(dir).Measurement;
+        var dir = NewImage();
+        var before = EnclaveImage.Load(dir).Measurement;
 
         Directory.CreateDirectory(Path.Combine(dir, "sub"));
         File.WriteAllBytes(Path.Combine(dir, "sub", "empty"), []);
 
-        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+        Assert.NotEqual(before, EnclaveImage.Load(dir).Measurement);
     }
 
     [Fact]
     public void Renaming_a_file_changes_the_measurement()
     {
-        var dir = NewBundle();
+        var dir = NewImage();
         File.WriteAllText(Path.Combine(dir, "config.txt"), "x");
-        var before = AppBundle.Load(dir).Measurement;
+        var before = EnclaveImage.Load(dir).Measurement;
 
         File.Move(Path.Combine(dir, "config.txt"), Path.Combine(dir, "config2.txt"));
 
-        Assert.NotEqual(before, AppBundle.Load(dir).Measurement);
+        Assert.NotEqual(before, EnclaveImage.Load(dir).Measurement);
     }
 
     [Fact]
@@ -133,14 +140,14 @@ public sealed class AppBundleTests : IDisposable
     {
         // Length prefixes keep (path "ab", content "c") apart from (path "a", content "bc").
         Assert.NotEqual(
-            AppBundle.Measure([("ab", "c"u8.ToArray())]),
-            AppBundle.Measure([("a", "bc"u8.ToArray())]));
+            Measure(("ab", "c"u8.ToArray())),
+            Measure(("a", "bc"u8.ToArray())));
     }
 
     [Fact]
     public void The_app_loads_from_the_bundle_and_runs()
     {
-        var bundle = AppBundle.Load(NewBundle());
+        var bundle = EnclaveImage.Load(NewImage()).LoadApp();
 
         Assert.Equal("secure-match", bundle.App.Name);
         var own = Tables.Of(["id", "o"], ["k", "1"], ["j", "2"]);
@@ -153,7 +160,7 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void The_app_is_loaded_from_the_measured_bytes_in_its_own_load_context_not_from_the_file()
     {
-        var bundle = AppBundle.Load(NewBundle());
+        var bundle = EnclaveImage.Load(NewImage()).LoadApp();
 
         var assembly = bundle.App.GetType().Assembly;
         Assert.NotSame(typeof(SecureMatchApp).Assembly, assembly);
@@ -164,10 +171,10 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void A_bundle_app_with_a_changed_build_marker_still_loads_and_runs()
     {
-        var dir = NewBundle();
+        var dir = NewImage();
         Bundles.FlipBuildMarker(dir);
 
-        var bundle = AppBundle.Load(dir);
+        var bundle = EnclaveImage.Load(dir).LoadApp();
 
         Assert.Equal("secure-match", bundle.App.Name);
         var t = Tables.Of(["id"], ["k"]);
@@ -178,9 +185,10 @@ public sealed class AppBundleTests : IDisposable
     public void A_bundle_with_no_app_is_refused()
     {
         var dir = _temp.Sub("no-app");
-        File.WriteAllText(Path.Combine(dir, "README.txt"), "no assemblies here");
+        Directory.CreateDirectory(Bundles.AppFolder(dir));
+        File.WriteAllText(Path.Combine(Bundles.AppFolder(dir), "README.txt"), "no assemblies here");
 
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir).LoadApp());
 
         Assert.Contains("exactly one app", e.Message, StringComparison.Ordinal);
         Assert.Contains("found 0", e.Message, StringComparison.Ordinal);
@@ -190,9 +198,10 @@ public sealed class AppBundleTests : IDisposable
     public void A_bundle_whose_assemblies_hold_no_app_is_refused()
     {
         var dir = _temp.Sub("contract-only");
-        File.Copy(typeof(IEnclaveApp).Assembly.Location, Path.Combine(dir, "TwinSeal.Protocol.dll"));
+        Directory.CreateDirectory(Bundles.AppFolder(dir));
+        File.Copy(typeof(IEnclaveApp).Assembly.Location, Path.Combine(Bundles.AppFolder(dir), "TwinSeal.Protocol.dll"));
 
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir).LoadApp());
 
         Assert.Contains("found 0", e.Message, StringComparison.Ordinal);
     }
@@ -200,7 +209,7 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void An_empty_bundle_folder_is_refused()
     {
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(_temp.Sub("empty")));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(_temp.Sub("empty")).LoadApp());
 
         Assert.Contains("empty", e.Message, StringComparison.Ordinal);
     }
@@ -208,7 +217,7 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void A_missing_bundle_folder_is_refused()
     {
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(Path.Combine(_temp.Path, "nope")));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(Path.Combine(_temp.Path, "nope")).LoadApp());
 
         Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
     }
@@ -216,10 +225,10 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void A_dll_that_is_not_an_assembly_is_refused_naming_the_file()
     {
-        var dir = NewBundle();
-        File.WriteAllBytes(Path.Combine(dir, "junk.dll"), RandomNumberGenerator.GetBytes(4096));
+        var dir = NewImage();
+        File.WriteAllBytes(Path.Combine(Bundles.AppFolder(dir), "junk.dll"), RandomNumberGenerator.GetBytes(4096));
 
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir).LoadApp());
 
         Assert.Contains("junk.dll", e.Message, StringComparison.Ordinal);
         Assert.Contains("not a loadable assembly", e.Message, StringComparison.Ordinal);
@@ -228,12 +237,12 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void A_truncated_app_assembly_is_refused_naming_the_file()
     {
-        var dir = NewBundle();
-        var path = Path.Combine(dir, Bundles.AppFileName);
+        var dir = NewImage();
+        var path = Path.Combine(Bundles.AppFolder(dir), Bundles.AppFileName);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes.AsSpan(0, 512).ToArray());
 
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir).LoadApp());
 
         Assert.Contains(Bundles.AppFileName, e.Message, StringComparison.Ordinal);
     }
@@ -241,10 +250,10 @@ public sealed class AppBundleTests : IDisposable
     [Fact]
     public void A_bundle_with_two_copies_of_the_app_is_refused()
     {
-        var dir = NewBundle();
-        File.Copy(Bundles.AppDllPath, Path.Combine(dir, "Copy.Of.Apps.dll"));
+        var dir = NewImage();
+        File.Copy(Bundles.AppDllPath, Path.Combine(Bundles.AppFolder(dir), "Copy.Of.Apps.dll"));
 
-        var e = Assert.Throws<InvalidOperationException>(() => AppBundle.Load(dir));
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir).LoadApp());
 
         Assert.Contains("found 2", e.Message, StringComparison.Ordinal);
     }
