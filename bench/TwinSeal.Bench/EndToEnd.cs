@@ -30,14 +30,14 @@ internal static class EndToEnd
 {
     public static string CliDll { get; } = Path.GetFullPath(typeof(EndToEnd).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "TwinSealCli").Value!);
 
-    public static string AppBundle => Path.Combine(Path.GetDirectoryName(CliDll)!, "apps", "secure-match");
+    public static string EnclaveImage => Path.Combine(Path.GetDirectoryName(CliDll)!, "enclave");
 
     public static async Task<EndToEndResult> RunAsync(int rows, double overlap, int seed, ResultKind kind, string workDirectory, GeneratedData reference, TextWriter log, bool keep)
     {
         if (Directory.Exists(workDirectory)) Directory.Delete(workDirectory, recursive: true);
         Directory.CreateDirectory(workDirectory);
         var options = new DemoOptions(rows, overlap, seed, KmsPlacement.Standalone, kind, workDirectory);
-        var runner = new DemoRunner(options, SelfLaunch.ForAssembly(CliDll), AppBundle, new PlainProgress(log));
+        var runner = new DemoRunner(options, SelfLaunch.ForAssembly(CliDll), EnclaveImage, new PlainProgress(log));
         DemoSummary summary;
         IReadOnlyList<ProcessPeak> peaks;
         var sw = Stopwatch.StartNew();

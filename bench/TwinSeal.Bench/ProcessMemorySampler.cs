@@ -129,14 +129,14 @@ internal sealed class ProcessMemorySampler : IAsyncDisposable
             {
                 "party1" or "party2" => dir + " host",
                 "party1-tampered" => "attack host (tampered app)",
+                "party1-hooked" => "attack host (injected startup hook)",
                 _ => "other host (" + dir + ")",
             };
         }
-        if (Verb("enclave", "run"))
+        if (Path.GetFileName(args[0]) == Enclave.EnclaveImage.ExecutableName && args.Length > 1 && args[1] == "run")
         {
-            // The demo's tampered-app attack runs a second party-1 enclave on the same device, from another bundle.
-            var bundle = Arg("--app-bundle") ?? "";
-            if (bundle.StartsWith(_workDirectory + "/", StringComparison.Ordinal)) return "attack enclave (tampered app)";
+            // The demo's tampered-app attack runs a second party-1 enclave on the same device, from another image.
+            if (args[0].StartsWith(_workDirectory + "/", StringComparison.Ordinal)) return "attack enclave (tampered app)";
             var device = Path.GetFileName(Arg("--device")?.TrimEnd('/') ?? "");
             return device.EndsWith("-device", StringComparison.Ordinal) ? device[..^"-device".Length] + " enclave" : "other enclave";
         }

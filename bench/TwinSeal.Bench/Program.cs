@@ -30,9 +30,9 @@ if (!File.Exists(EndToEnd.CliDll))
     log.WriteLine($"The twinseal CLI is not built at {EndToEnd.CliDll}; build the bench with the same configuration (dotnet run -c Release --project bench/TwinSeal.Bench).");
     return 1;
 }
-if (!Directory.Exists(EndToEnd.AppBundle))
+if (!File.Exists(Path.Combine(EndToEnd.EnclaveImage, TwinSeal.Enclave.EnclaveImage.ExecutableName)))
 {
-    log.WriteLine($"The secure-match app bundle is missing at {EndToEnd.AppBundle}.");
+    log.WriteLine($"The enclave image is missing at {EndToEnd.EnclaveImage}.");
     return 1;
 }
 

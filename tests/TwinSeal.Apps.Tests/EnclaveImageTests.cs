@@ -257,4 +257,53 @@ public sealed class EnclaveImageTests : IDisposable
 
         Assert.Contains("found 2", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_image_holding_a_symbolic_link_is_refused_naming_it()
+    {
+        var dir = NewImage();
+        File.CreateSymbolicLink(Path.Combine(dir, "libextra.so"), "/usr/lib/x86_64-linux-gnu/libc.so.6");
+
+        var e = Assert.Throws<InvalidOperationException>(() => EnclaveImage.Load(dir));
+
+        Assert.Contains("libextra.so", e.Message, StringComparison.Ordinal);
+        Assert.Contains("symbolic link", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_runtimeconfig_beside_the_executable_changes_the_measurement()
+    {
+        var dir = NewImage();
+        var before = EnclaveImage.Load(dir).Measurement;
+
+        File.WriteAllText(Path.Combine(dir, EnclaveImage.ExecutableName + ".runtimeconfig.json"), """{"runtimeOptions":{}}""");
+
+        Assert.NotEqual(before, EnclaveImage.Load(dir).Measurement);
+    }
+
+    [Fact]
+    public void The_documented_vector_gives_the_documented_measurement()
+    {
+        // docs/format.md, "Image measurement".
+        Assert.Equal("ae61300a0e987f37298bf7ff9bfef1ca80121d725acf3b3dafe1abaa726cbf8c86c2c4bae9b389032cdc97571a39ba9b",
+            Measure(("a.dll", [1, 2, 3]), ("b/c.json", "{}"u8.ToArray())));
+    }
+
+    [Fact]
+    public void Files_must_be_measured_in_ordinal_path_order()
+    {
+        using var digest = new MeasurementDigest();
+        digest.Add("b", [1]);
+
+        Assert.Throws<InvalidOperationException>(() => digest.Add("a", [2]));
+    }
+
+    [Fact]
+    public void A_measured_folder_reports_its_measurement_with_no_process_to_inspect()
+    {
+        var image = EnclaveImage.Load(NewImage());
+
+        Assert.Null(image.ExecutablePath);
+        Assert.Equal(image.Measurement, image.CurrentMeasurement());
+    }
 }
