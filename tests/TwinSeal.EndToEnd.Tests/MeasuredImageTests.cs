@@ -34,6 +34,25 @@ public sealed class MeasuredImageTests(MeasuredImageFixture f) : IClassFixture<M
     }
 
     [Fact]
+    public async Task Appending_one_byte_to_any_file_of_the_image_changes_what_the_measure_verb_prints()
+    {
+        var image = f.CopyOfTheImage();
+        var files = Directory.GetFiles(image, "*", SearchOption.AllDirectories);
+        Assert.Contains(files, p => Path.GetFileName(p) == EnclaveExecutable);
+
+        foreach (var file in files)
+        {
+            var original = File.ReadAllBytes(file);
+            File.WriteAllBytes(file, [.. original, 0]);
+            var (exit, stdout, stderr) = await CliUnderTest.RunAsync("enclave", "measure", "--image", image);
+            File.WriteAllBytes(file, original);
+
+            Assert.True(exit == 0, stderr);
+            Assert.NotEqual(f.RegisteredMeasurement, stdout.Trim());
+        }
+    }
+
+    [Fact]
     public async Task A_startup_hook_in_the_hosts_environment_runs_in_the_host_but_never_in_the_isolated_area()
     {
         var dir = f.NewDirectory("hook");
