@@ -187,10 +187,12 @@ public static class Verbs
     private static Command EnclaveCommand()
     {
         var image = new Option<string>("--image") { Description = "Enclave image folder to measure.", DefaultValueFactory = _ => DefaultEnclaveImage };
-        var measure = new Command("measure", "Print the measurement of the enclave image the party host starts (the reference value to register).") { image };
+        var rtmr3 = new Option<bool>("--tdx-rtmr3") { Description = "Print instead the RTMR3 a TDX guest running this image reports (platformTests.rtmr3 for intel-tdx)." };
+        var measure = new Command("measure", "Print the measurement of the enclave image the party host starts (the reference value to register).") { image, rtmr3 };
         measure.SetAction(pr => GuardSync(() =>
         {
-            Console.WriteLine(EnclaveImage.Load(Path.GetFullPath(pr.GetValue(image)!)).Measurement);
+            var measurement = EnclaveImage.Load(Path.GetFullPath(pr.GetValue(image)!)).Measurement;
+            Console.WriteLine(pr.GetValue(rtmr3) ? Enclave.Hardware.TdxImageRegister.ExpectedRtmr3(measurement) : measurement);
             return 0;
         }));
         return new Command("enclave", "The isolated area's image.") { measure };

@@ -34,6 +34,8 @@ public sealed class EnclaveRuntime : IDisposable
         _bundle = image.LoadApp();
         _tests = PlatformSelfTests.Run();
         _source = CreateSource(options, clock ?? TimeProvider.System);
+        // On TDX the image reaches the quote through RTMR3, recorded before any evidence can be made.
+        if (options.Tee == "intel-tdx") Hardware.TdxImageRegister.Extend(image.Measurement);
         _evidence = new EvidenceAcquisition(_source, _bundle.App.Name, () => CurrentMeasurement, _tests, _keyPair.PublicKey);
         _encryption = new EncryptionUnit(_keyPair);
     }
