@@ -12,9 +12,10 @@ namespace TwinSeal.Enclave;
 public sealed record EnclaveOptions(string DeviceDirectory, string Tee = "sim");
 
 /// <summary>
-/// The isolated-area process (SIMULATED TEE): measures its image and loads the app from the measured bytes, runs the platform self-tests, makes an
-/// ephemeral key pair, then serves its host's commands over the local channel (stdin/stdout frames). The host
-/// sees evidence, ciphertext and released results; never the data key or the other party's plaintext.
+/// The isolated-area process (SIMULATED TEE): measures its image and loads the app from the measured bytes, runs the
+/// platform self-tests, makes an ephemeral key pair, then serves its host's commands over the local channel
+/// (stdin/stdout frames). The host sees evidence, ciphertext and released results; never the data key or the other
+/// party's plaintext.
 /// </summary>
 public sealed class EnclaveRuntime : IDisposable
 {

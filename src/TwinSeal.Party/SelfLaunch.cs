@@ -3,7 +3,7 @@ using System.Reflection;
 
 namespace TwinSeal.Party;
 
-/// <summary>How to start another <c>twinseal</c> process (an enclave, a party host, a KMS) from the running one.</summary>
+/// <summary>How to start another <c>twinseal</c> process (a party host, a KMS) from the running one; the isolated area starts from its own image (<see cref="EnclaveProcess"/>).</summary>
 /// <param name="FileName">Executable: the apphost, or <c>dotnet</c>.</param>
 /// <param name="PrefixArguments">Arguments before the verb (the assembly path when run through <c>dotnet</c>).</param>
 public sealed record SelfLaunch(string FileName, IReadOnlyList<string> PrefixArguments)
