@@ -51,13 +51,15 @@ public sealed class EnclaveProcess : IAsyncDisposable
 
     /// <summary>
     /// How the host starts its isolated area: the image's own executable (self-contained, so no installed runtime and no
-    /// <c>DOTNET_ROOT</c> is consulted) and an environment of exactly <see cref="ProcessIntegrity.Environment"/>: nothing
+    /// <c>DOTNET_ROOT</c> is consulted) and an environment of exactly <see cref="ProcessIntegrity.EnvironmentFor"/>: nothing
     /// of the host's — <c>DOTNET_*</c>, <c>CORECLR_*</c>, <c>COREHOST_*</c>, <c>LD_*</c> or anything else — reaches a
     /// process whose code the KMS vouches for. Any other environment extends the isolated area's measurement.
     /// </summary>
     public static ProcessStartInfo StartInfo(string imageDirectory, string deviceDirectory, string tee = "sim")
     {
-        var executable = Path.Combine(Path.GetFullPath(imageDirectory), EnclaveImage.ExecutableName);
+        // The isolated area checks its environment against its real folder, so the host names that folder too.
+        var root = EnclaveImage.RealFolder(imageDirectory);
+        var executable = Path.Combine(root, EnclaveImage.ExecutableName);
         if (!File.Exists(executable))
             throw new InvalidOperationException($"No enclave image in '{imageDirectory}' (expected {EnclaveImage.ExecutableName} there; it is built next to the twinseal CLI, in enclave/).");
         var psi = new ProcessStartInfo(executable)
@@ -66,10 +68,10 @@ public sealed class EnclaveProcess : IAsyncDisposable
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            WorkingDirectory = Path.GetFullPath(imageDirectory),
+            WorkingDirectory = root,
         };
         psi.Environment.Clear();
-        foreach (var (name, value) in ProcessIntegrity.Environment) psi.Environment[name] = value;
+        foreach (var (name, value) in ProcessIntegrity.EnvironmentFor(root)) psi.Environment[name] = value;
         foreach (var a in new[] { "run", "--device", Path.GetFullPath(deviceDirectory), "--tee", tee }) psi.ArgumentList.Add(a);
         return psi;
     }

@@ -85,8 +85,97 @@ public sealed class ProcessIntegrityTests
     }
 
     [Fact]
-    public void The_agreed_environment_turns_the_diagnostic_port_off_and_holds_nothing_else()
+    public void The_agreed_environment_turns_the_diagnostic_port_off_points_OpenSSL_into_the_image_and_holds_nothing_else()
     {
-        Assert.Equal(new Dictionary<string, string> { ["DOTNET_EnableDiagnostics"] = "0" }, ProcessIntegrity.Environment);
+        Assert.Equal(
+            new Dictionary<string, string> { ["DOTNET_EnableDiagnostics"] = "0", ["OPENSSL_CONF"] = "/opt/twinseal/enclave/openssl.cnf" },
+            ProcessIntegrity.EnvironmentFor("/opt/twinseal/enclave"));
+    }
+
+    [Fact]
+    public void A_second_memory_file_under_the_runtimes_double_mapping_name_is_a_finding()
+    {
+        // An inherited memfd named like the runtime's own, holding a library loaded through /proc/self/fd/N.
+        var finding = Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line("/memfd:doublemapper (deleted)", "99", "r-xp")], Exe));
+
+        Assert.Contains("double mapping", finding, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("/memfd:doublemapper-evil (deleted)")]
+    [InlineData("/dev/zero-evil")]
+    public void A_name_that_only_starts_like_a_runtime_mapping_is_a_finding(string path)
+    {
+        Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line(path)], Exe));
+    }
+
+    private static string Mount(string point) => $"210 27 0:99 /attack {point} rw,relatime - tmpfs tmpfs rw";
+
+    private static readonly string[] OrdinaryMounts =
+    [
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
+        "22 27 0:21 / /proc rw,relatime - proc proc rw",
+        "25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw",
+        "90 27 0:40 / /home rw,relatime - ext4 /dev/vdb rw",
+        "91 27 0:41 / /tmp rw,relatime - tmpfs tmpfs rw",
+        "92 27 254:0 /var/lib/docker/containers/x/hosts /etc/hosts rw,relatime - ext4 /dev/vda rw",
+    ];
+
+    [Fact]
+    public void Ordinary_mounts_including_ones_above_the_image_are_no_finding()
+    {
+        Assert.Empty(ProcessIntegrity.Mounts(OrdinaryMounts, "/home/party/twinseal/enclave"));
+    }
+
+    [Theory]
+    [InlineData("/usr/lib/ssl/misc")]
+    [InlineData("/usr/lib/x86_64-linux-gnu/libc.so.6")]
+    [InlineData("/lib")]
+    [InlineData("/etc/ld.so.preload")]
+    [InlineData("/etc/ld.so.conf.d")]
+    [InlineData("/etc/ssl/openssl.cnf")]
+    [InlineData("/etc")]
+    [InlineData("/home/party/twinseal/enclave")]
+    [InlineData("/home/party/twinseal/enclave/apps")]
+    [InlineData("/home/party/with\\040space")]
+    public void A_mount_over_system_code_loader_configuration_or_the_image_is_a_finding(string point)
+    {
+        var image = point.Contains("space", StringComparison.Ordinal) ? "/home/party/with space" : "/home/party/twinseal/enclave";
+
+        var finding = Assert.Single(ProcessIntegrity.Mounts([.. OrdinaryMounts, Mount(point)], image));
+
+        Assert.StartsWith("mount at /", finding, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_tracer_is_named_and_no_tracer_is_none()
+    {
+        Assert.Equal("4242", ProcessIntegrity.TracerOf(["Name:\ttwinseal-enclave", "TracerPid:\t4242"]));
+        Assert.Null(ProcessIntegrity.TracerOf(["Name:\ttwinseal-enclave", "TracerPid:\t0"]));
+    }
+
+    [Fact]
+    public void The_runtime_register_keeps_a_finding_after_its_cause_is_gone()
+    {
+        var image = new string('a', 96);
+        var register = new RuntimeMeasurementRegister(image);
+
+        var (withPreload, fresh) = register.Extend(["system-wide preload /etc/ld.so.preload: /proc/self/fd/7"]);
+        var (afterwards, none) = register.Extend([]);
+
+        Assert.NotEqual(image, withPreload);
+        Assert.Single(fresh);
+        Assert.Equal(withPreload, afterwards);
+        Assert.Empty(none);
+    }
+
+    [Fact]
+    public void The_runtime_register_counts_a_repeated_finding_once()
+    {
+        var register = new RuntimeMeasurementRegister(new string('a', 96));
+
+        var once = register.Extend(["mapped file /tmp/a.so"]).Value;
+
+        Assert.Equal(once, register.Extend(["mapped file /tmp/a.so"]).Value);
     }
 }

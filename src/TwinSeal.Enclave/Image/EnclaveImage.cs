@@ -21,8 +21,12 @@ public sealed class EnclaveImage
     /// <summary>Folder of the app bundle inside an image.</summary>
     public const string AppsFolder = "apps";
 
+    /// <summary>OpenSSL's configuration inside an image (the host points <c>OPENSSL_CONF</c> at it).</summary>
+    public const string OpenSslConfigName = "openssl.cnf";
+
     private const string RunningExecutable = "/proc/self/exe";
     private readonly IReadOnlyList<(string Relative, byte[] Bytes)> _appFiles;
+    private readonly RuntimeMeasurementRegister _register;
 
     private EnclaveImage(string root, string measurement, IReadOnlyList<(string, byte[])> appFiles, string? executablePath)
     {
@@ -30,6 +34,7 @@ public sealed class EnclaveImage
         Measurement = measurement;
         _appFiles = appFiles;
         ExecutablePath = executablePath;
+        _register = new RuntimeMeasurementRegister(measurement);
     }
 
     /// <summary>The image folder.</summary>
@@ -61,14 +66,31 @@ public sealed class EnclaveImage
 
     /// <summary>
     /// The measurement to report now: <see cref="Measurement"/>, extended by every <see cref="ProcessIntegrity"/> finding
-    /// when this is the running image (a measured folder has no process to inspect). Findings go to <paramref name="log"/>.
+    /// seen so far (<see cref="RuntimeMeasurementRegister"/>) when this is the running image (a measured folder has no
+    /// process to inspect). New findings go to <paramref name="log"/>.
     /// </summary>
     public string CurrentMeasurement(Action<string>? log = null)
     {
         if (ExecutablePath is null) return Measurement;
-        var findings = ProcessIntegrity.Inspect(ExecutablePath);
-        foreach (var f in findings) log?.Invoke($"runtime measurement extended: {f}");
-        return ProcessIntegrity.Extend(Measurement, findings);
+        var (value, fresh) = _register.Extend(ProcessIntegrity.Inspect(ExecutablePath));
+        foreach (var f in fresh) log?.Invoke($"runtime measurement extended: {f}");
+        return value;
+    }
+
+    /// <summary>
+    /// The real path of an image folder, with every symbolic link on the way resolved: the folder the isolated area finds
+    /// through <c>/proc/self/exe</c>, so host and isolated area name the same place.
+    /// </summary>
+    public static string RealFolder(string directory)
+    {
+        var current = "/";
+        foreach (var part in System.IO.Path.GetFullPath(directory).Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = System.IO.Path.Combine(current, part);
+            var info = new DirectoryInfo(next);
+            current = info.LinkTarget is null ? next : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? next;
+        }
+        return current;
     }
 
     /// <summary>Loads the app bundle from the bytes the measurement read.</summary>

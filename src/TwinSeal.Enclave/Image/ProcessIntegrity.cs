@@ -5,55 +5,71 @@ namespace TwinSeal.Enclave;
 
 /// <summary>
 /// SIMULATED TEE's runtime measurement: everything found in the running isolated area that its launch image does not
-/// account for — an inherited environment variable, a file mapped into the process that is neither the image's executable
-/// nor an operating-system library, an assembly loaded from a file, a system-wide preload, startup hooks switched on. A
-/// real TEE extends a runtime measurement register with what is loaded after launch; here each finding extends the
-/// reported measurement (<see cref="Extend"/>), so the KMS sees a value no party registered and answers
-/// <c>measurement-mismatch</c>.
+/// account for — an environment other than the agreed one, a file mapped into the process that is neither the image's
+/// executable nor an operating-system library (nor the runtime's own memory file), a mount over system code, loader
+/// configuration or the image, an assembly loaded from a file, a system-wide preload, startup hooks switched on, a
+/// standalone garbage collector, a tracer. A real TEE extends a runtime measurement register with what is loaded after
+/// launch; here each finding extends the reported measurement (<see cref="RuntimeMeasurementRegister"/>), so the KMS
+/// sees a value no party registered and answers <c>measurement-mismatch</c>.
 /// </summary>
 /// <remarks>
-/// The party host starts the isolated area with an empty environment, and the image's runtime configuration (inside
-/// the executable) switches startup hooks off, so an honest host's process shows no finding. Against a party that
-/// controls its own machine this is detection, not isolation: a preloaded library runs before any of this code and
-/// could hide itself; only a hardware TEE, where the launch image and its environment are measured by the platform,
-/// stops that (docs/threat-model.md).
+/// The party host starts the isolated area with exactly <see cref="EnvironmentFor"/>, and the image's runtime
+/// configuration (inside the executable) switches startup hooks off, so an honest host's process shows no finding.
+/// Against a party that controls its own machine this is detection, not isolation: a preloaded library runs before any
+/// of this code and could hide itself, and root can change the system libraries themselves; only a hardware TEE, where
+/// the launch image and its environment are measured by the platform, stops that (docs/threat-model.md).
 /// </remarks>
 public static class ProcessIntegrity
 {
     // Libraries of the operating system (libc, the loader, libstdc++, OpenSSL): root-owned folders, outside any image.
     private static readonly string[] OperatingSystemLibraryFolders = ["/usr/lib/", "/lib/", "/lib64/", "/usr/lib64/"];
 
-    // The runtime's own anonymous mappings (W^X double mapping) and anonymous shared memory.
-    private static readonly string[] RuntimeMappings = ["/memfd:doublemapper", "/dev/zero"];
+    // The runtime's W^X double mapping: one memory file it creates itself. A second one under that name is someone else's.
+    private static readonly string[] DoubleMapper = ["/memfd:doublemapper", "/memfd:doublemapper (deleted)"];
+
+    // Anonymous shared memory.
+    private static readonly string[] AnonymousShared = ["/dev/zero", "/dev/zero (deleted)"];
+
+    // Where a bind mount would put other code, or other loader configuration, under a trusted name.
+    private static readonly string[] ProtectedMountPoints = ["/usr", "/lib", "/lib64", "/etc/ld.so.preload", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl"];
 
     /// <summary>
-    /// The isolated area's whole environment, set by its host and nothing else. Diagnostics off: the runtime's
-    /// diagnostic port would let any local process of the same user attach a profiler (native code) after attestation,
-    /// and only this variable — no runtime configuration property — turns it off.
+    /// The isolated area's whole environment, set by its host and nothing else: the runtime's diagnostic port off (it
+    /// would let any local process of the same user attach a profiler, native code, after attestation, and only this
+    /// variable turns it off), and OpenSSL's configuration read from the image (the system's <c>openssl.cnf</c> can load
+    /// provider modules: code the image does not hold).
     /// </summary>
-    public static IReadOnlyDictionary<string, string> Environment { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    public static IReadOnlyDictionary<string, string> EnvironmentFor(string imageRoot) => new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["DOTNET_EnableDiagnostics"] = "0",
+        ["OPENSSL_CONF"] = Path.Combine(imageRoot, EnclaveImage.OpenSslConfigName),
     };
 
     /// <summary>What this process holds beyond the image whose executable is <paramref name="executablePath"/>; empty when nothing.</summary>
     public static IReadOnlyList<string> Inspect(string executablePath)
     {
         var findings = new List<string>();
+        var agreed = EnvironmentFor(Path.GetDirectoryName(executablePath)!);
         var actual = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "", StringComparer.Ordinal);
         foreach (var (name, value) in actual.OrderBy(e => e.Key, StringComparer.Ordinal))
         {
-            if (!Environment.TryGetValue(name, out var expected) || expected != value)
+            if (!agreed.TryGetValue(name, out var expected) || expected != value)
                 findings.Add($"environment variable {name} (value SHA-256 {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value)))[..16]})");
         }
-        foreach (var name in Environment.Keys.Where(n => !actual.ContainsKey(n)))
+        foreach (var name in agreed.Keys.Where(n => !actual.ContainsKey(n)))
             findings.Add($"environment variable {name} missing");
         if (File.Exists("/etc/ld.so.preload") && File.ReadAllText("/etc/ld.so.preload").Trim().Length > 0)
             findings.Add($"system-wide preload /etc/ld.so.preload: {File.ReadAllText("/etc/ld.so.preload").Trim()}");
         if (AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out var hooks) && hooks || AppContext.GetData("STARTUP_HOOKS") is not null)
             findings.Add("startup hooks are switched on");
+        // A runtime configuration beside the executable (e.g. a .runtimeconfig.dev.json, deleted once read) can name a
+        // standalone garbage collector to load: native code with every object in reach.
+        foreach (var knob in new[] { "System.GC.Name", "System.GC.Path" })
+            if (AppContext.GetData(knob) is { } gc) findings.Add($"standalone garbage collector configured: {knob}={gc}");
+        if (TracerOf(File.ReadAllLines("/proc/self/status")) is { } tracer) findings.Add($"traced by process {tracer}");
         findings.AddRange(MappedFiles(File.ReadAllLines("/proc/self/maps"), executablePath));
+        findings.AddRange(Mounts(File.ReadAllLines("/proc/self/mountinfo"), Path.GetDirectoryName(executablePath)!));
         foreach (var asm in AppDomain.CurrentDomain.GetAssemblies())
         {
             // Bundled assemblies and the app (loaded from measured bytes) have no file of their own.
@@ -68,6 +84,7 @@ public static class ProcessIntegrity
     public static IEnumerable<string> MappedFiles(IEnumerable<string> maps, string executablePath)
     {
         var executableIds = new HashSet<string>(StringComparer.Ordinal);
+        var doubleMapperIds = new HashSet<string>(StringComparer.Ordinal);
         var reported = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in maps)
         {
@@ -81,13 +98,45 @@ public static class ProcessIntegrity
                 executableIds.Add(fields[3] + ":" + fields[4]);
                 continue;
             }
-            if (RuntimeMappings.Any(m => path.StartsWith(m, StringComparison.Ordinal))) continue;
+            if (DoubleMapper.Contains(path, StringComparer.Ordinal))
+            {
+                doubleMapperIds.Add(fields[3] + ":" + fields[4]);
+                continue;
+            }
+            if (AnonymousShared.Contains(path, StringComparer.Ordinal)) continue;
             if (OperatingSystemLibraryFolders.Any(f => path.StartsWith(f, StringComparison.Ordinal))) continue;
             if (reported.Add(path)) yield return $"mapped file {path}";
         }
         // The single-file host maps its bundle by path after the kernel executed the file: two different files there means
         // the path was swapped in between, and the bundle that runs is not the executable that was measured.
         if (executableIds.Count > 1) yield return $"two different files mapped as {executablePath}";
+        if (doubleMapperIds.Count > 1) yield return $"{doubleMapperIds.Count} different memory files mapped as the runtime's double mapping";
+    }
+
+    /// <summary>Mount points in a <c>/proc/PID/mountinfo</c> listing at or under the OS library and loader folders, or over the image.</summary>
+    public static IEnumerable<string> Mounts(IEnumerable<string> mountinfo, string imageRoot)
+    {
+        foreach (var line in mountinfo)
+        {
+            // id parent major:minor root mount-point options… — the mount point is the fifth field, with spaces as \040.
+            var fields = line.Split(' ');
+            if (fields.Length < 5) continue;
+            var point = fields[4].Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal).Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
+            // A mount at, under or just above a system folder puts other files there; over the image, other files than measured.
+            // Mounts above the image (a separate /home, a tmpfs /tmp) are ordinary and change nothing in it.
+            var overSystem = ProtectedMountPoints.Any(p => Covers(point, p) || point != "/" && Covers(p, point));
+            if (overSystem || Covers(point, imageRoot)) yield return $"mount at {point}";
+        }
+    }
+
+    private static bool Covers(string path, string folder) => path == folder || path.StartsWith(folder + "/", StringComparison.Ordinal);
+
+    /// <summary>The process tracing this one (a debugger, strace), from a <c>/proc/PID/status</c> listing; null when none.</summary>
+    public static string? TracerOf(IEnumerable<string> status)
+    {
+        var line = status.FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal));
+        var pid = line?["TracerPid:".Length..].Trim();
+        return pid is null or "0" ? null : pid;
     }
 
     /// <summary>The measurement reported for an image with these findings: the image's own when there are none.</summary>
