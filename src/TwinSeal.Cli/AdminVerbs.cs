@@ -143,11 +143,14 @@ public static class AdminVerbs
             var keyId = pr.GetValue(dKey)!;
             AuthorityPolicy proposed;
             string title;
+            var first = false;
             if (pr.GetValue(dProp) is { } pid)
             {
                 var p = await c.GetAsync<ProposalStatus>($"/keys/{Esc(keyId)}/proposals/{Esc(pid)}");
                 proposed = p.Policy ?? throw new ProtocolException("no-policy", "The KMS did not return the proposed policy.");
                 title = $"proposal {p.ProposalId} (hash {p.ProposalHash}, replaces version {p.BaseVersion})";
+                // A party asked to approve a key's first policy may read the proposal but not yet the key.
+                first = p.BaseVersion == 0;
             }
             else if (pr.GetValue(dFile) is { } f)
             {
@@ -158,7 +161,7 @@ public static class AdminVerbs
             AuthorityInfo? current = null;
             try
             {
-                current = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority");
+                if (!first) current = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority");
             }
             catch (RemoteProblemException e) when (e.Code == "authority-not-set")
             {

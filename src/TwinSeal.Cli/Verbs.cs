@@ -69,24 +69,26 @@ public static class Verbs
         var listen = new Option<string>("--listen") { Description = "IP address to listen on. Loopback by default; 0.0.0.0 in a container behind its own network.", DefaultValueFactory = _ => "127.0.0.1" };
         var store = new KmsStoreOptions();
         var trust = new TrustOptions();
+        var access = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
         var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, acceptSim };
         store.AddTo(serve);
         trust.AddTo(serve);
+        access.AddTo(serve);
         serve.SetAction(async (pr, ct) => await Guard(async () =>
         {
             if (!System.Net.IPAddress.TryParse(pr.GetValue(listen), out var address))
                 throw new InvalidOperationException($"--listen must be an IP address, not '{pr.GetValue(listen)}'.");
-            var options = store.Apply(pr, new KmsOptions
+            var options = access.Apply(pr, store.Apply(pr, new KmsOptions
             {
                 DataDirectory = Path.GetFullPath(pr.GetValue(dataDir)!),
                 Verifiers = trust.Read(pr),
                 AcceptSimulatedEvidence = pr.GetValue(acceptSim),
                 ListenAddress = address,
-            });
+            }));
             await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
             ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
-            Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}.");
+            Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}{(options.Auditors.Count > 0 ? $"; auditors {string.Join(", ", options.Auditors)}" : "")}.");
             await server.WaitForShutdownAsync();
             return 0;
         }));
@@ -143,9 +145,11 @@ public static class Verbs
         var kmsData = new Option<string?>("--kms-data-dir") { Description = "With --host-kms: the KMS folder (default: <party folder>/kms)." };
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
         var trust = new TrustOptions();
+        var hostedAccess = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
         var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, bundle, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
         trust.AddTo(serve);
+        hostedAccess.AddTo(serve);
         serve.Validators.Add(r =>
         {
             var hosted = r.GetValue(hostKms);
@@ -162,12 +166,12 @@ public static class Verbs
                 DeviceDirectory = Path.GetFullPath(pr.GetValue(device)!),
                 AppBundleDirectory = Path.GetFullPath(pr.GetValue(bundle)!),
                 Kms = pr.GetValue(kmsUrl) is { } u ? new ServiceEndpoint(u, pr.GetValue(kmsFp)!) : null,
-                HostedKms = pr.GetValue(hostKms) ? new KmsOptions
+                HostedKms = pr.GetValue(hostKms) ? hostedAccess.Apply(pr, new KmsOptions
                 {
                     DataDirectory = Path.GetFullPath(pr.GetValue(kmsData) ?? Path.Combine(partyDir, "kms")),
                     Verifiers = trust.Read(pr),
                     AcceptSimulatedEvidence = pr.GetValue(acceptSim),
-                } : null,
+                }) : null,
                 Port = pr.GetValue(port),
                 Tee = pr.GetValue(partyTee)!,
                 Launch = SelfLaunch.Current(),

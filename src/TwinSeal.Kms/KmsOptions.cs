@@ -44,6 +44,13 @@ public sealed record KmsOptions
 
     /// <summary>Largest request body accepted, in bytes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Party ids with the auditor role: they read every key, policy and proposal and the whole audit log. Any other
+    /// party reads only what its keys' policies name it in (<see cref="Authority.ReadAccess"/>). An auditor signs its
+    /// reads like any party, so it must be registered.
+    /// </summary>
+    public IReadOnlyList<string> Auditors { get; init; } = [];
 }
 
 /// <summary>A KEK root held in a PKCS#11 token (an HSM, or SoftHSM2 for tests): a non-extractable AES-256 key found by label.</summary>

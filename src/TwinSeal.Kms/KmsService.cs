@@ -42,6 +42,7 @@ public sealed class KmsService : IDisposable
         Deletion = new KeyDeletion(Database, clock);
         Release = new KeyRelease(Database, Keys, verifiers, options, clock);
         Authenticator = new RequestAuthenticator(Database, Parties, clock);
+        Reads = new ReadAccess(Database, options);
         // Deletions fall due while nobody asks for the key too; destroy their material promptly anyway.
         _deletionSweep = new Timer(_ => StartSweep(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
     }
@@ -75,6 +76,8 @@ public sealed class KmsService : IDisposable
     public KeyDeletion Deletion { get; }
     /// <summary>Signed-request checks.</summary>
     public RequestAuthenticator Authenticator { get; }
+    /// <summary>Every read of the API, scoped to the party that signed it.</summary>
+    public ReadAccess Reads { get; }
 
     // One sweep at a time, and none left running once the service is disposed (it would touch a closed store).
     private void StartSweep()

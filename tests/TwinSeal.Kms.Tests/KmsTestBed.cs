@@ -96,7 +96,8 @@ public sealed class KmsTestBed : IAsyncDisposable
 
     /// <summary>Builds the whole bed: a KMS that trusts the bed's simulated platform root and, unless told otherwise, accepts simulated evidence.</summary>
     /// <param name="postgres">A PostgreSQL connection string (see <see cref="TestServices.NewPostgresDatabaseAsync"/>); null uses SQLite.</param>
-    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null)
+    /// <param name="auditors">Party ids with the auditor role (<see cref="KmsOptions.Auditors"/>).</param>
+    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null, IReadOnlyList<string>? auditors = null)
     {
         var root = Directory.CreateTempSubdirectory("twinseal-kms-tests-").FullName;
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -110,6 +111,7 @@ public sealed class KmsTestBed : IAsyncDisposable
             AcceptSimulatedEvidence = acceptSimulatedEvidence,
             PostgresConnectionString = postgres,
             MaxRequestBodyBytes = maxRequestBodyBytes ?? new KmsOptions { DataDirectory = "" }.MaxRequestBodyBytes,
+            Auditors = auditors ?? [],
         };
         var bed = new KmsTestBed(root, clock, options);
         try

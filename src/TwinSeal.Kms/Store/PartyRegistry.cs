@@ -12,10 +12,13 @@ public sealed partial class PartyRegistry(KmsDatabase db, TimeProvider clock)
     [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
     private static partial Regex PartyIdPattern();
 
+    /// <summary>Whether <paramref name="partyId"/> is a valid party id: 1–64 letters, digits, '-' or '_'.</summary>
+    public static bool IsValidId(string partyId) => PartyIdPattern().IsMatch(partyId);
+
     /// <summary>Throws 400 unless <paramref name="partyId"/> is a valid party id.</summary>
     public static void ValidateId(string partyId)
     {
-        if (!PartyIdPattern().IsMatch(partyId))
+        if (!IsValidId(partyId))
             throw KmsException.BadRequest("invalid-party-id", "A party id is 1–64 letters, digits, '-' or '_'.");
     }
 
