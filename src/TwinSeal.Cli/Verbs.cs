@@ -5,6 +5,7 @@ using TwinSeal.Attestation.Sim;
 using TwinSeal.Cli.Demo;
 using TwinSeal.Enclave;
 using TwinSeal.Kms;
+using TwinSeal.Kms.Http;
 using TwinSeal.Party;
 using TwinSeal.Protocol;
 
@@ -67,11 +68,16 @@ public static class Verbs
         var dataDir = new Option<string>("--data-dir") { Description = "Folder for the TLS identity and, by default, the SQLite store and the master key file.", Required = true };
         var port = new Option<int>("--port") { Description = "Port to listen on (0 = any free port).", DefaultValueFactory = _ => 0 };
         var listen = new Option<string>("--listen") { Description = "IP address to listen on. Loopback by default; 0.0.0.0 in a container behind its own network.", DefaultValueFactory = _ => "127.0.0.1" };
+        var opsListen = new Option<string?>("--ops-listen") { Description = "ADDRESS:PORT of a second HTTPS listener for /readyz and /metrics, which the main port then no longer serves (/healthz stays on both). Default: all on the main port." };
+        opsListen.Validators.Add(r =>
+        {
+            if (r.GetValue(opsListen) is { } v && !System.Net.IPEndPoint.TryParse(v, out _)) r.AddError($"--ops-listen takes ADDRESS:PORT, e.g. 127.0.0.1:9464, not '{v}'.");
+        });
         var store = new KmsStoreOptions();
         var trust = new TrustOptions();
         var access = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, acceptSim };
+        var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, opsListen, acceptSim };
         store.AddTo(serve);
         trust.AddTo(serve);
         access.AddTo(serve);
@@ -85,10 +91,12 @@ public static class Verbs
                 Verifiers = trust.Read(pr),
                 AcceptSimulatedEvidence = pr.GetValue(acceptSim),
                 ListenAddress = address,
+                OpsListen = pr.GetValue(opsListen) is { } ops ? System.Net.IPEndPoint.Parse(ops) : null,
             }));
             await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
             ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
             Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}{(options.Auditors.Count > 0 ? $"; auditors {string.Join(", ", options.Auditors)}" : "")}.");
+            if (server.OpsEndpoint is { } opsEndpoint) Console.WriteLine($"Readiness and metrics on {opsEndpoint.Url} ({HealthEndpoints.ReadinessPath}, {KmsServer.MetricsPath}), not on the main port.");
             await server.WaitForShutdownAsync();
             return 0;
         }));

@@ -51,6 +51,12 @@ public sealed record KmsOptions
     /// reads like any party, so it must be registered.
     /// </summary>
     public IReadOnlyList<string> Auditors { get; init; } = [];
+
+    /// <summary>
+    /// Address and port of a second listener for operations: when set, <c>/metrics</c> and <c>/readyz</c> are served
+    /// there and not on the main listener, and it serves nothing else but <c>/healthz</c>. Null keeps all three on the main listener.
+    /// </summary>
+    public System.Net.IPEndPoint? OpsListen { get; init; }
 }
 
 /// <summary>A KEK root held in a PKCS#11 token (an HSM, or SoftHSM2 for tests): a non-extractable AES-256 key found by label.</summary>

@@ -185,6 +185,34 @@ public sealed class HealthAndMetricsTests
         Assert.Equal(1, (await bed.Party1.Client.GetKeyAsync(bed.KeyId)).KeyVersion);
     }
 
+    [Fact]
+    public async Task OpsListener_ServesReadinessAndMetrics_WhichTheMainPortThenDoesNot_WhileHealthzStaysOpenOnBoth()
+    {
+        await using var bed = await KmsTestBed.StartAsync(opsListen: new IPEndPoint(IPAddress.Loopback, 0));
+        using var main = RobustnessKms.PinnedClient(bed.Server.Endpoint);
+        using var ops = RobustnessKms.PinnedClient(bed.Server.OpsEndpoint!);
+        using (await bed.RequestKeyAsync(bed.Party1)) { }
+
+        using var mainMetrics = await main.GetAsync(KmsServer.MetricsPath, Ct);
+        using var mainReady = await main.GetAsync(HealthEndpoints.ReadinessPath, Ct);
+        using var mainLive = await main.GetAsync(HealthEndpoints.LivenessPath, Ct);
+        using var opsReady = await ops.GetAsync(HealthEndpoints.ReadinessPath, Ct);
+        using var opsLive = await ops.GetAsync(HealthEndpoints.LivenessPath, Ct);
+        using var opsApi = await ops.GetAsync($"{KmsEndpoints.Prefix}/keys/{bed.KeyId}", Ct);
+        using var opsOpenApi = await ops.GetAsync("/openapi/v1.json", Ct);
+        var metrics = await ScrapeAsync(ops);
+
+        Assert.NotEqual(new Uri(bed.Server.Endpoint.Url).Port, new Uri(bed.Server.OpsEndpoint!.Url).Port);
+        await AssertProblemAsync(mainMetrics, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(mainReady, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(opsApi, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(opsOpenApi, HttpStatusCode.NotFound, "not-found");
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK), (mainLive.StatusCode, opsLive.StatusCode, opsReady.StatusCode));
+        Assert.Equal(1, metrics.Value("twinseal_kms_key_releases_total"));
+        // The API itself still answers on the main port.
+        Assert.Equal(bed.KeyId, (await bed.Party1.Client.GetKeyAsync(bed.KeyId)).KeyId);
+    }
+
     /// <summary>
     /// Moves the SQLite store's folder away and drops pooled connections, so the next connection the KMS opens fails
     /// the way a lost disk does. The master key was loaded at start, so only the store is affected.

@@ -97,7 +97,9 @@ public sealed class KmsTestBed : IAsyncDisposable
     /// <summary>Builds the whole bed: a KMS that trusts the bed's simulated platform root and, unless told otherwise, accepts simulated evidence.</summary>
     /// <param name="postgres">A PostgreSQL connection string (see <see cref="TestServices.NewPostgresDatabaseAsync"/>); null uses SQLite.</param>
     /// <param name="auditors">Party ids with the auditor role (<see cref="KmsOptions.Auditors"/>).</param>
-    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null, IReadOnlyList<string>? auditors = null)
+    /// <param name="opsListen">A separate listener for readiness and metrics (<see cref="KmsOptions.OpsListen"/>).</param>
+    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null, IReadOnlyList<string>? auditors = null,
+        System.Net.IPEndPoint? opsListen = null)
     {
         var root = Directory.CreateTempSubdirectory("twinseal-kms-tests-").FullName;
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -112,6 +114,7 @@ public sealed class KmsTestBed : IAsyncDisposable
             PostgresConnectionString = postgres,
             MaxRequestBodyBytes = maxRequestBodyBytes ?? new KmsOptions { DataDirectory = "" }.MaxRequestBodyBytes,
             Auditors = auditors ?? [],
+            OpsListen = opsListen,
         };
         var bed = new KmsTestBed(root, clock, options);
         try
