@@ -96,6 +96,7 @@ public static class Verbs
             await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
             ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
             Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}{(options.Auditors.Count > 0 ? $"; auditors {string.Join(", ", options.Auditors)}" : "")}.");
+            Console.WriteLine($"Admin token in {server.Service.AdminToken.Path} (mode 0600): invite a party with 'twinseal kms invite --kms-data-dir {options.DataDirectory} --party-id ID'; registration {(options.AllowSelfRegistration ? "is also OPEN to anyone holding a key (--allow-self-registration)" : "needs an invitation or the admin token")}.");
             if (server.OpsEndpoint is { } opsEndpoint) Console.WriteLine($"Readiness and metrics on {opsEndpoint.Url} ({HealthEndpoints.ReadinessPath}, {KmsServer.MetricsPath}), not on the main port.");
             await server.WaitForShutdownAsync();
             return 0;
@@ -119,7 +120,29 @@ public static class Verbs
                 : $"{db.Description}: applied migration(s) {string.Join(", ", applied)}; schema is at version {db.AppliedSchemaVersion()}.");
             return 0;
         }));
-        return new Command("kms", "The key management service.") { serve, migrate };
+        var inviteDir = new Option<string>("--kms-data-dir") { Description = "The running KMS's data directory: its endpoint.json and admin.token are read from there.", Required = true };
+        var invitee = new Option<string>("--party-id") { Description = "The party id the invitation admits, once.", Required = true };
+        var validHours = new Option<int>("--valid-hours") { Description = $"How long the invitation stays usable (1–{Kms.Store.Invitations.MaxValidHours} hours).", DefaultValueFactory = _ => 24 };
+        var inviteOut = new Option<string?>("--out") { Description = "Write the invitation token to this file (mode 0600) instead of printing it." };
+        var invite = new Command("invite", "Issue a single-use, expiring invitation for one party id to register (uses the KMS's admin token).") { inviteDir, invitee, validHours, inviteOut };
+        invite.SetAction(async (pr, ct) => await Guard(async () =>
+        {
+            using var admin = KmsAdminClient.ForDataDirectory(Path.GetFullPath(pr.GetValue(inviteDir)!));
+            var invitation = await admin.InviteAsync(pr.GetValue(invitee)!, pr.GetValue(validHours));
+            var expires = invitation.ExpiresAt.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture);
+            if (pr.GetValue(inviteOut) is { } file)
+            {
+                TwinSeal.Attestation.Sim.SecretFile.WriteAllText(Path.GetFullPath(file), invitation.Token);
+                Console.WriteLine($"Invitation for party '{invitation.PartyId}' written to {file}, usable once until {expires}; the party runs 'twinseal party register --party DIR --invitation {file}'.");
+            }
+            else
+            {
+                Console.Error.WriteLine($"Invitation for party '{invitation.PartyId}', usable once until {expires}; it admits whoever holds it, so pass it on like a password:");
+                Console.WriteLine(invitation.Token);
+            }
+            return 0;
+        }));
+        return new Command("kms", "The key management service.") { serve, migrate, invite };
     }
 
     private static Option<string> TeeOption()
@@ -188,6 +211,8 @@ public static class Verbs
             {
                 await using var host = await PartyHost.StartAsync(options);
                 Console.WriteLine($"TwinSeal party host listening on {host.Endpoint.Url} (certificate SHA-256 {host.Endpoint.Fingerprint}); KMS {(options.HostedKms is null ? host.KmsEndpoint.Url : "hosted in this device")}; isolated area: SIMULATED TEE.");
+                if (options.HostedKms is { } hosted)
+                    Console.WriteLine($"Hosted KMS admin token in {Path.Combine(hosted.DataDirectory, Kms.Store.AdminTokenFile.FileName)} (mode 0600): invite a party with 'twinseal kms invite --kms-data-dir {hosted.DataDirectory} --party-id ID'.");
                 await host.WaitForShutdownAsync();
                 return 0;
             });

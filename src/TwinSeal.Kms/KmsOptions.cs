@@ -53,6 +53,12 @@ public sealed record KmsOptions
     public IReadOnlyList<string> Auditors { get; init; } = [];
 
     /// <summary>
+    /// Whether a party may register with nothing but proof that it holds its key. Off by default: a registration then
+    /// needs a single-use invitation or the KMS's admin token (<see cref="Store.AdminTokenFile"/>).
+    /// </summary>
+    public bool AllowSelfRegistration { get; init; }
+
+    /// <summary>
     /// Address and port of a second listener for operations: when set, <c>/metrics</c> and <c>/readyz</c> are served
     /// there and not on the main listener, and it serves nothing else but <c>/healthz</c>. Null keeps all three on the main listener.
     /// </summary>

@@ -13,8 +13,12 @@ public sealed class KmsClient(ServiceEndpoint endpoint, string partyId, PartySig
 
     private (string, PartySigningKey) Signer => (partyId, key);
 
-    /// <summary>Registers this party's public key (idempotent).</summary>
-    public Task<PartyInfo> RegisterAsync() => _remote.SendJsonAsync<PartyInfo>(HttpMethod.Post, $"{P}/parties", new PartyRegistration(partyId, key.PublicKey.SubjectPublicKeyInfo), Signer);
+    /// <summary>
+    /// Registers this party's public key (idempotent), admitted by <paramref name="invitation"/> or
+    /// <paramref name="adminToken"/>; with neither, only a KMS that allows self-registration accepts it.
+    /// </summary>
+    public Task<PartyInfo> RegisterAsync(string? invitation = null, string? adminToken = null)
+        => _remote.SendJsonAsync<PartyInfo>(HttpMethod.Post, $"{P}/parties", new PartyRegistration(partyId, key.PublicKey.SubjectPublicKeyInfo, invitation), Signer, bearer: adminToken);
 
     /// <summary>Looks up a registered party (this one, or one it shares a key with).</summary>
     public Task<PartyInfo> GetPartyAsync(string id) => _remote.SendJsonAsync<PartyInfo>(HttpMethod.Get, $"{P}/parties/{Uri.EscapeDataString(id)}", null, Signer);

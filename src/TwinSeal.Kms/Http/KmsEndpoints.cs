@@ -34,8 +34,18 @@ public static class KmsEndpoints
             var reg = HttpsLoopbackHost.ParseJson<PartyRegistration>(req, body, "party registration");
             // Proof of possession: the registration is signed by the key it registers.
             await kms.Authenticator.AuthenticateAsync(req, body, id => id == reg.PartyId ? new PartyInfo(reg.PartyId, reg.PublicKey, "") : null);
-            return Results.Json(await kms.Parties.RegisterAsync(reg), ProtocolJson.Options);
-        }).Accepts<PartyRegistration>("application/json").Produces<PartyInfo>().WithSummary("Register a party's long-term public key (signed by that key).");
+            return Results.Json(await kms.Parties.RegisterAsync(reg, AdminTokenPresented(req, kms, required: false)), ProtocolJson.Options);
+        }).Accepts<PartyRegistration>("application/json").Produces<PartyInfo>()
+          .WithSummary("Register a party's long-term public key (signed by that key), admitted by an invitation in the body or the admin token as bearer.");
+
+        g.MapPost("/invitations", async (HttpRequest req) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            AdminTokenPresented(req, kms, required: true);
+            var request = HttpsLoopbackHost.ParseJson<InvitationRequest>(req, body, "invitation request");
+            return Results.Json(await kms.Invitations.IssueAsync(request), ProtocolJson.Options, statusCode: 201);
+        }).Accepts<InvitationRequest>("application/json").Produces<Invitation>(201)
+          .WithSummary("Issue a single-use, expiring invitation for one party id to register (admin token as bearer).");
 
         g.MapGet("/parties/{partyId}", async (HttpRequest req, string partyId) =>
         {
@@ -182,5 +192,19 @@ public static class KmsEndpoints
         }).Produces<AuditVerification>().WithSummary("Check the whole audit hash chain; names the first bad record, with details only if the signer may read it (signed).");
 
         g.MapGet("/health", () => Results.Json(new { status = "ok", simulatedEvidence = kms.Options.AcceptSimulatedEvidence }, ProtocolJson.Options)).WithSummary("Liveness.");
+    }
+
+    /// <summary>
+    /// Whether the request carries this KMS's admin token as its bearer credential. Any other Authorization header is
+    /// refused rather than ignored, and so is none when <paramref name="required"/>.
+    /// </summary>
+    private static bool AdminTokenPresented(HttpRequest req, KmsService kms, bool required)
+    {
+        if (!req.Headers.TryGetValue("Authorization", out var values))
+            return required ? throw KmsException.Unauthenticated("admin-token-required", $"This request needs the KMS's admin token as bearer (the file {AdminTokenFile.FileName} in its data directory).") : false;
+        const string scheme = "Bearer ";
+        if (values.Count != 1 || values[0] is not { } v || !v.StartsWith(scheme, StringComparison.Ordinal) || !kms.AdminToken.Matches(v[scheme.Length..]))
+            throw KmsException.Unauthenticated("bad-admin-token", "The Authorization header does not carry this KMS's admin token.");
+        return true;
     }
 }
