@@ -53,6 +53,8 @@ public sealed class KmsServer : IAsyncDisposable
     /// <summary>Starts a KMS on <see cref="KmsOptions.ListenAddress"/> (loopback unless set), port <paramref name="port"/> (0 picks a free port).</summary>
     public static async Task<KmsServer> StartAsync(KmsOptions options, int port = 0, TimeProvider? clock = null)
     {
+        if (options.OpsListen is { Port: > 0 } sharedPort && sharedPort.Port == port)
+            throw new InvalidOperationException($"The ops listener ({sharedPort}) must use another port than the API ({port}).");
         var kms = new KmsService(options, clock);
         var cert = TlsIdentity.LoadOrCreate(options.DataDirectory, "TwinSeal KMS");
         var builder = HttpsLoopbackHost.CreateBuilder(cert, port, options.MaxRequestBodyBytes, address: options.ListenAddress);
@@ -101,7 +103,7 @@ public sealed class KmsServer : IAsyncDisposable
         var opsEndpoint = ops?.IPEndPoint is { } bound
             ? new ServiceEndpoint($"https://{(bound.Address.Equals(IPAddress.Any) ? IPAddress.Loopback : bound.Address)}:{bound.Port}", TlsIdentity.Fingerprint(cert))
             : null;
-        return new KmsServer(app, kms, HttpsLoopbackHost.Endpoint(app, cert), opsEndpoint);
+        return new KmsServer(app, kms, HttpsLoopbackHost.Endpoint(app, cert, ops?.IPEndPoint?.Port), opsEndpoint);
     }
 
     // With an ops listener, readiness and metrics answer only there and the ops listener answers nothing but them and
