@@ -84,7 +84,7 @@ internal sealed class KmsReplica : IAsyncDisposable
         var logPath = Path.Combine(logDirectory, name + ".log");
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
         var psi = SelfLaunch.ForAssembly(CliDll).StartInfo(
-            ["kms", "serve", "--data-dir", dataDirectory, "--listen", "127.0.0.1", "--port", "0", "--accept-simulated-evidence", "--trust-sim-root", simRoot]);
+            ["kms", "serve", "--data-dir", dataDirectory, "--listen", "127.0.0.1", "--port", "0", "--accept-simulated-evidence", "--trust-sim-root", simRoot, "--allow-self-registration"]);
         psi.RedirectStandardInput = false;
         if (postgres is null) psi.Environment.Remove(PostgresVariable);
         else psi.Environment[PostgresVariable] = postgres;

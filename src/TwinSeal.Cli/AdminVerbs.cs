@@ -143,11 +143,14 @@ public static class AdminVerbs
             var keyId = pr.GetValue(dKey)!;
             AuthorityPolicy proposed;
             string title;
+            var first = false;
             if (pr.GetValue(dProp) is { } pid)
             {
                 var p = await c.GetAsync<ProposalStatus>($"/keys/{Esc(keyId)}/proposals/{Esc(pid)}");
                 proposed = p.Policy ?? throw new ProtocolException("no-policy", "The KMS did not return the proposed policy.");
                 title = $"proposal {p.ProposalId} (hash {p.ProposalHash}, replaces version {p.BaseVersion})";
+                // A party asked to approve a key's first policy may read the proposal but not yet the key.
+                first = p.BaseVersion == 0;
             }
             else if (pr.GetValue(dFile) is { } f)
             {
@@ -158,7 +161,7 @@ public static class AdminVerbs
             AuthorityInfo? current = null;
             try
             {
-                current = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority");
+                if (!first) current = await c.GetAsync<AuthorityInfo>($"/keys/{Esc(keyId)}/authority");
             }
             catch (RemoteProblemException e) when (e.Code == "authority-not-set")
             {
@@ -234,10 +237,19 @@ public static class AdminVerbs
     public static IEnumerable<Command> PartyVerbs()
     {
         var party = PartyOption(); var json = JsonOption();
-        var register = new Command("register", "Register this party's public key with the KMS (idempotent).") { party, json };
+        var invitation = new Option<string?>("--invitation") { Description = "The invitation the KMS operator issued for this party ('twinseal kms invite'): the file holding it, or the token itself." };
+        var adminToken = new Option<string?>("--admin-token") { Description = "Instead of an invitation: the KMS's admin.token file, for the operator of the KMS itself (a KMS in this party's own device)." };
+        var register = new Command("register", "Register this party's public key with the KMS (idempotent), admitted by an invitation or the KMS's admin token.") { party, invitation, adminToken, json };
+        register.Validators.Add(r =>
+        {
+            if (r.GetValue(invitation) is not null && r.GetValue(adminToken) is not null) r.AddError("Give --invitation or --admin-token, not both.");
+        });
         register.SetAction((pr, ct) => Run(pr, party, async c =>
         {
-            var info = await c.PostAsync<PartyInfo>("/register", null);
+            var command = new RegisterCommand(
+                pr.GetValue(invitation) is { } inv ? ReadInvitation(inv) : null,
+                pr.GetValue(adminToken) is { } tokenFile ? ReadSecretFile(tokenFile, "admin token") : null);
+            var info = await c.PostAsync<PartyInfo>("/register", command);
             if (pr.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(info, ProtocolJson.Indented));
             else Console.WriteLine($"Party '{info.PartyId}' is registered with the KMS; key fingerprint {info.Fingerprint}.");
         }));
@@ -288,6 +300,13 @@ public static class AdminVerbs
     }
 
     private static string Esc(string s) => Uri.EscapeDataString(s);
+
+    // An invitation token starts with a fixed prefix, so anything else is taken for the file that holds one.
+    private static string ReadInvitation(string value)
+        => value.StartsWith(TwinSeal.Kms.Store.Invitations.TokenPrefix, StringComparison.Ordinal) ? value : ReadSecretFile(value, "invitation");
+
+    private static string ReadSecretFile(string path, string what)
+        => File.Exists(path) ? File.ReadAllText(path).Trim() : throw new ProtocolException("no-file", $"The {what} file '{path}' does not exist.");
 
     private static async Task<int> CurrentVersionAsync(ControlClient c, string keyId)
     {

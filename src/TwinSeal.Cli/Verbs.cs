@@ -5,6 +5,7 @@ using TwinSeal.Attestation.Sim;
 using TwinSeal.Cli.Demo;
 using TwinSeal.Enclave;
 using TwinSeal.Kms;
+using TwinSeal.Kms.Http;
 using TwinSeal.Party;
 using TwinSeal.Protocol;
 
@@ -67,26 +68,36 @@ public static class Verbs
         var dataDir = new Option<string>("--data-dir") { Description = "Folder for the TLS identity and, by default, the SQLite store and the master key file.", Required = true };
         var port = new Option<int>("--port") { Description = "Port to listen on (0 = any free port).", DefaultValueFactory = _ => 0 };
         var listen = new Option<string>("--listen") { Description = "IP address to listen on. Loopback by default; 0.0.0.0 in a container behind its own network.", DefaultValueFactory = _ => "127.0.0.1" };
+        var opsListen = new Option<string?>("--ops-listen") { Description = "ADDRESS:PORT of a second HTTPS listener for /readyz and /metrics, which the main port then no longer serves (/healthz stays on both). Default: all on the main port." };
+        opsListen.Validators.Add(r =>
+        {
+            if (r.GetValue(opsListen) is { } v && !System.Net.IPEndPoint.TryParse(v, out _)) r.AddError($"--ops-listen takes ADDRESS:PORT, e.g. 127.0.0.1:9464, not '{v}'.");
+        });
         var store = new KmsStoreOptions();
         var trust = new TrustOptions();
+        var access = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, acceptSim };
+        var serve = new Command("serve", "Run the KMS over HTTPS (loopback unless --listen says otherwise).") { dataDir, port, listen, opsListen, acceptSim };
         store.AddTo(serve);
         trust.AddTo(serve);
+        access.AddTo(serve);
         serve.SetAction(async (pr, ct) => await Guard(async () =>
         {
             if (!System.Net.IPAddress.TryParse(pr.GetValue(listen), out var address))
                 throw new InvalidOperationException($"--listen must be an IP address, not '{pr.GetValue(listen)}'.");
-            var options = store.Apply(pr, new KmsOptions
+            var options = access.Apply(pr, store.Apply(pr, new KmsOptions
             {
                 DataDirectory = Path.GetFullPath(pr.GetValue(dataDir)!),
                 Verifiers = trust.Read(pr),
                 AcceptSimulatedEvidence = pr.GetValue(acceptSim),
                 ListenAddress = address,
-            });
+                OpsListen = pr.GetValue(opsListen) is { } ops ? System.Net.IPEndPoint.Parse(ops) : null,
+            }));
             await using var server = await KmsServer.StartAsync(options, pr.GetValue(port));
             ServiceEndpointFile.Write(options.DataDirectory, server.Endpoint);
-            Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}.");
+            Console.WriteLine($"TwinSeal KMS listening on {server.Endpoint.Url} (certificate SHA-256 {server.Endpoint.Fingerprint}); store {server.Service.Database.Description}; KEK root {server.Service.RootDescription}; simulated evidence {(options.AcceptSimulatedEvidence ? "ACCEPTED (simulation)" : "refused")}{(options.Auditors.Count > 0 ? $"; auditors {string.Join(", ", options.Auditors)}" : "")}.");
+            Console.WriteLine($"Admin token in {server.Service.AdminToken.Path} (mode 0600): invite a party with 'twinseal kms invite --kms-data-dir {options.DataDirectory} --party-id ID'; registration {(options.AllowSelfRegistration ? "is also OPEN to anyone holding a key (--allow-self-registration)" : "needs an invitation or the admin token")}.");
+            if (server.OpsEndpoint is { } opsEndpoint) Console.WriteLine($"Readiness and metrics on {opsEndpoint.Url} ({HealthEndpoints.ReadinessPath}, {KmsServer.MetricsPath}), not on the main port.");
             await server.WaitForShutdownAsync();
             return 0;
         }));
@@ -109,7 +120,29 @@ public static class Verbs
                 : $"{db.Description}: applied migration(s) {string.Join(", ", applied)}; schema is at version {db.AppliedSchemaVersion()}.");
             return 0;
         }));
-        return new Command("kms", "The key management service.") { serve, migrate };
+        var inviteDir = new Option<string>("--kms-data-dir") { Description = "The running KMS's data directory: its endpoint.json and admin.token are read from there.", Required = true };
+        var invitee = new Option<string>("--party-id") { Description = "The party id the invitation admits, once.", Required = true };
+        var validHours = new Option<int>("--valid-hours") { Description = $"How long the invitation stays usable (1–{Kms.Store.Invitations.MaxValidHours} hours).", DefaultValueFactory = _ => 24 };
+        var inviteOut = new Option<string?>("--out") { Description = "Write the invitation token to this file (mode 0600) instead of printing it." };
+        var invite = new Command("invite", "Issue a single-use, expiring invitation for one party id to register (uses the KMS's admin token).") { inviteDir, invitee, validHours, inviteOut };
+        invite.SetAction(async (pr, ct) => await Guard(async () =>
+        {
+            using var admin = KmsAdminClient.ForDataDirectory(Path.GetFullPath(pr.GetValue(inviteDir)!));
+            var invitation = await admin.InviteAsync(pr.GetValue(invitee)!, pr.GetValue(validHours));
+            var expires = invitation.ExpiresAt.UtcDateTime.ToString("u", System.Globalization.CultureInfo.InvariantCulture);
+            if (pr.GetValue(inviteOut) is { } file)
+            {
+                TwinSeal.Attestation.Sim.SecretFile.WriteAllText(Path.GetFullPath(file), invitation.Token);
+                Console.WriteLine($"Invitation for party '{invitation.PartyId}' written to {file}, usable once until {expires}; the party runs 'twinseal party register --party DIR --invitation {file}'.");
+            }
+            else
+            {
+                Console.Error.WriteLine($"Invitation for party '{invitation.PartyId}', usable once until {expires}; it admits whoever holds it, so pass it on like a password:");
+                Console.WriteLine(invitation.Token);
+            }
+            return 0;
+        }));
+        return new Command("kms", "The key management service.") { serve, migrate, invite };
     }
 
     private static Option<string> TeeOption()
@@ -143,9 +176,11 @@ public static class Verbs
         var kmsData = new Option<string?>("--kms-data-dir") { Description = "With --host-kms: the KMS folder (default: <party folder>/kms)." };
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
         var trust = new TrustOptions();
+        var hostedAccess = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
         var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
         trust.AddTo(serve);
+        hostedAccess.AddTo(serve);
         serve.Validators.Add(r =>
         {
             var hosted = r.GetValue(hostKms);
@@ -162,12 +197,12 @@ public static class Verbs
                 DeviceDirectory = Path.GetFullPath(pr.GetValue(device)!),
                 EnclaveImageDirectory = Path.GetFullPath(pr.GetValue(image)!),
                 Kms = pr.GetValue(kmsUrl) is { } u ? new ServiceEndpoint(u, pr.GetValue(kmsFp)!) : null,
-                HostedKms = pr.GetValue(hostKms) ? new KmsOptions
+                HostedKms = pr.GetValue(hostKms) ? hostedAccess.Apply(pr, new KmsOptions
                 {
                     DataDirectory = Path.GetFullPath(pr.GetValue(kmsData) ?? Path.Combine(partyDir, "kms")),
                     Verifiers = trust.Read(pr),
                     AcceptSimulatedEvidence = pr.GetValue(acceptSim),
-                } : null,
+                }) : null,
                 Port = pr.GetValue(port),
                 Tee = pr.GetValue(partyTee)!,
             };
@@ -175,6 +210,8 @@ public static class Verbs
             {
                 await using var host = await PartyHost.StartAsync(options);
                 Console.WriteLine($"TwinSeal party host listening on {host.Endpoint.Url} (certificate SHA-256 {host.Endpoint.Fingerprint}); KMS {(options.HostedKms is null ? host.KmsEndpoint.Url : "hosted in this device")}; isolated area: SIMULATED TEE.");
+                if (options.HostedKms is { } hosted)
+                    Console.WriteLine($"Hosted KMS admin token in {Path.Combine(hosted.DataDirectory, Kms.Store.AdminTokenFile.FileName)} (mode 0600): invite a party with 'twinseal kms invite --kms-data-dir {hosted.DataDirectory} --party-id ID'.");
                 await host.WaitForShutdownAsync();
                 return 0;
             });

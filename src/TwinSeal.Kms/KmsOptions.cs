@@ -44,6 +44,25 @@ public sealed record KmsOptions
 
     /// <summary>Largest request body accepted, in bytes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Party ids with the auditor role: they read every key, policy and proposal and the whole audit log. Any other
+    /// party reads only what its keys' policies name it in (<see cref="Authority.ReadAccess"/>). An auditor signs its
+    /// reads like any party, so it must be registered.
+    /// </summary>
+    public IReadOnlyList<string> Auditors { get; init; } = [];
+
+    /// <summary>
+    /// Whether a party may register with nothing but proof that it holds its key. Off by default: a registration then
+    /// needs a single-use invitation or the KMS's admin token (<see cref="Store.AdminTokenFile"/>).
+    /// </summary>
+    public bool AllowSelfRegistration { get; init; }
+
+    /// <summary>
+    /// Address and port of a second listener for operations: when set, <c>/metrics</c> and <c>/readyz</c> are served
+    /// there and not on the main listener, and it serves nothing else but <c>/healthz</c>. Null keeps all three on the main listener.
+    /// </summary>
+    public System.Net.IPEndPoint? OpsListen { get; init; }
 }
 
 /// <summary>A KEK root held in a PKCS#11 token (an HSM, or SoftHSM2 for tests): a non-extractable AES-256 key found by label.</summary>

@@ -26,6 +26,7 @@ public sealed class KmsService : IDisposable
         _root = options.Pkcs11Root is { } hsm ? Pkcs11KekRoot.Open(hsm) : MasterKeyFile.LoadOrCreate(options.DataDirectory);
         try
         {
+            AdminToken = AdminTokenFile.LoadOrCreate(options.DataDirectory);
             Database = KmsDatabase.Open(options);
         }
         catch
@@ -36,12 +37,14 @@ public sealed class KmsService : IDisposable
         // Hardware verifiers pass debug evidence through as a claim; whether it is acceptable is the policy's decision (ReferenceValues.AllowDebug).
         var verifiers = VerifierSet.Create(options.Verifiers with { PassDebugThrough = true }, clock);
         Keys = new KeyStore(Database, _root, clock);
-        Parties = new PartyRegistry(Database, clock);
+        Parties = new PartyRegistry(Database, clock, options.AllowSelfRegistration);
+        Invitations = new Invitations(Database, clock);
         Authority = new AuthorityService(Database, clock, options);
         Nonces = new NonceIssuer(Database, clock, options);
         Deletion = new KeyDeletion(Database, clock);
         Release = new KeyRelease(Database, Keys, verifiers, options, clock);
         Authenticator = new RequestAuthenticator(Database, Parties, clock);
+        Reads = new ReadAccess(Database, options);
         // Deletions fall due while nobody asks for the key too; destroy their material promptly anyway.
         _deletionSweep = new Timer(_ => StartSweep(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10));
     }
@@ -65,6 +68,10 @@ public sealed class KmsService : IDisposable
     public KeyStore Keys { get; }
     /// <summary>Registered parties.</summary>
     public PartyRegistry Parties { get; }
+    /// <summary>Single-use invitations to register.</summary>
+    public Invitations Invitations { get; }
+    /// <summary>The operator's token: admits a registration, mints invitations.</summary>
+    public AdminTokenFile AdminToken { get; }
     /// <summary>Authority documents, proposals and approvals.</summary>
     public AuthorityService Authority { get; }
     /// <summary>Evidence nonces.</summary>
@@ -75,6 +82,8 @@ public sealed class KmsService : IDisposable
     public KeyDeletion Deletion { get; }
     /// <summary>Signed-request checks.</summary>
     public RequestAuthenticator Authenticator { get; }
+    /// <summary>Every read of the API, scoped to the party that signed it.</summary>
+    public ReadAccess Reads { get; }
 
     // One sweep at a time, and none left running once the service is disposed (it would touch a closed store).
     private void StartSweep()

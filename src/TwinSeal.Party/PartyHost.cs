@@ -98,6 +98,8 @@ public sealed class PartyHost : IAsyncDisposable
         Directory.CreateDirectory(host.InboxDirectory);
         Directory.CreateDirectory(host.TranscriptDirectory);
         ServiceEndpointFile.Write(options.PartyDirectory, endpoint);
+        // The hosted KMS is reached at this host's endpoint; its operator finds it, next to the admin token, in the KMS folder.
+        if (options.HostedKms is { } hosted) ServiceEndpointFile.Write(hosted.DataDirectory, endpoint);
         return host;
     }
 
@@ -130,7 +132,13 @@ public sealed class PartyHost : IAsyncDisposable
         });
 
         g.MapGet("/enclave", async () => Results.Json(await host().DescribeAsync(), ProtocolJson.Options));
-        g.MapPost("/register", async () => Results.Json(await host().Kms.RegisterAsync(), ProtocolJson.Options));
+        g.MapPost("/register", async (HttpRequest req) =>
+        {
+            // No body asks a KMS that allows self-registration; otherwise the body carries what admits this party.
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024);
+            var cmd = body.Length == 0 ? new RegisterCommand() : HttpsLoopbackHost.ParseJson<RegisterCommand>(req, body, "registration");
+            return Results.Json(await host().Kms.RegisterAsync(cmd.Invitation, cmd.AdminToken), ProtocolJson.Options);
+        });
         g.MapPost("/keys", async (HttpRequest req) =>
         {
             var cmd = HttpsLoopbackHost.ParseJson<CreateKeyCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "create key");

@@ -7,10 +7,26 @@ namespace TwinSeal.Protocol;
 
 // ───────────── Parties ─────────────
 
-/// <summary>Registers a party's long-term ECDSA P-256 public key with the KMS; the request is signed by that same key (proof of possession).</summary>
+/// <summary>
+/// Registers a party's long-term ECDSA P-256 public key with the KMS; the request is signed by that same key (proof of
+/// possession). Unless the KMS allows self-registration, it must also carry an invitation for this party id, or come
+/// with the KMS's admin token (<c>Authorization: Bearer</c>).
+/// </summary>
 /// <param name="PartyId">Short name, e.g. <c>party1</c>: letters, digits, '-' and '_', 1–64 characters.</param>
 /// <param name="PublicKey">SubjectPublicKeyInfo DER of the party's P-256 key.</param>
-public sealed record PartyRegistration(string PartyId, byte[] PublicKey);
+/// <param name="Invitation">A single-use invitation token the KMS issued for <paramref name="PartyId"/> (<see cref="TwinSeal.Protocol.Invitation"/>).</param>
+public sealed record PartyRegistration(string PartyId, byte[] PublicKey,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Invitation = null);
+
+/// <summary>Asks the KMS, with its admin token, for an invitation that lets one party id register once.</summary>
+/// <param name="ValidHours">How long the invitation stays usable: 1 to 720 hours (30 days).</param>
+public sealed record InvitationRequest(string PartyId, int ValidHours = 24);
+
+/// <summary>
+/// A single-use invitation to register <paramref name="PartyId"/>. The KMS keeps only a hash of <paramref name="Token"/>;
+/// whoever holds the token may register that party id once, before <paramref name="ExpiresAt"/>, so it travels like a password.
+/// </summary>
+public sealed record Invitation(string Token, string PartyId, DateTimeOffset ExpiresAt);
 
 /// <summary>What the KMS knows of a party.</summary>
 /// <param name="Fingerprint">Hex SHA-256 of the SubjectPublicKeyInfo.</param>
@@ -233,6 +249,11 @@ public sealed record AuditVerification(bool Valid, long Records, long? FirstBadS
 public sealed record DatasetReceipt(Guid DatasetId, long Bytes, string Sha256);
 
 // ───────────── Control (participant → own party host) ─────────────
+
+/// <summary>Registers this party with the KMS, admitted by an invitation or by the KMS's admin token (or by neither, where the KMS allows self-registration).</summary>
+/// <param name="Invitation">An invitation token the KMS issued for this party id.</param>
+/// <param name="AdminToken">The KMS's admin token, for an operator who runs the KMS itself (a KMS inside its own device).</param>
+public sealed record RegisterCommand(string? Invitation = null, string? AdminToken = null);
 
 /// <summary>Creates a key at the KMS on behalf of this party.</summary>
 public sealed record CreateKeyCommand(string? Label = null);

@@ -45,6 +45,48 @@ public sealed class CliAdminTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task KmsInvite_WritesAPrivateSingleUseInvitation_ThatRegistersThatPartyOnce()
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "Unix file modes only.");
+        var file = Path.Combine(f.Work, "carol.invitation");
+
+        var (exit, _, stderr) = await CliUnderTest.RunAsync("kms", "invite", "--kms-data-dir", f.KmsDirectory, "--party-id", "carol", "--out", file);
+
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        var token = (await File.ReadAllTextAsync(file, TestContext.Current.CancellationToken)).Trim();
+        using var carol = Crypto.PartySigningKey.Generate();
+        using var thief = Crypto.PartySigningKey.Generate();
+        using var carolClient = new Party.KmsClient(f.Kms.Endpoint, "carol", carol);
+        using var thiefClient = new Party.KmsClient(f.Kms.Endpoint, "carol", thief);
+        Assert.Equal(carol.PublicKey.Fingerprint, (await carolClient.RegisterAsync(token)).Fingerprint);
+        var again = await Assert.ThrowsAsync<Party.RemoteProblemException>(() => thiefClient.RegisterAsync(token));
+        Assert.Equal("invitation-used", again.Code);
+    }
+
+    [Fact]
+    public async Task KmsInvite_ForARegisteredParty_IsRefusedWithAClearReason()
+    {
+        var (exit, stdout, stderr) = await CliUnderTest.RunAsync("kms", "invite", "--kms-data-dir", f.KmsDirectory, "--party-id", "party1");
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("already registered", stderr);
+        Assert.DoesNotContain(Kms.Store.Invitations.TokenPrefix, stdout);
+    }
+
+    [Fact]
+    public async Task PartyRegister_AgainWithTheSameKey_NeedsNoInvitation_AndAMissingInvitationFileIsNamed()
+    {
+        var again = await JsonAsync("party", "register", "--party", P1, "--json");
+        var (exit, _, stderr) = await CliUnderTest.RunAsync("party", "register", "--party", P1, "--invitation", Path.Combine(f.Work, "no-such.invitation"));
+
+        Assert.Equal("party1", again.GetProperty("partyId").GetString());
+        Assert.Equal(1, exit);
+        Assert.Contains("no-file", stderr);
+    }
+
+    [Fact]
     public async Task Approve_OfAnUnknownProposal_IsRefusedWithAClearReason()
     {
         var (exit, _, stderr) = await CliUnderTest.RunAsync("policy", "approve", f.KeyId, "prop-doesnotexist", "--party", P2);

@@ -33,13 +33,18 @@ public sealed class MeasuredImageFixture : IAsyncLifetime
             SimPlatform.ProvisionDevice(Path.Combine(Work, "sim"), Path.Combine(Work, p + "-device"), p);
             PartyIdentity.Init(Path.Combine(Work, p), p).Dispose();
         }
-        Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = Path.Combine(Work, "kms"), TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        var kmsDirectory = Path.Combine(Work, "kms");
+        Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = kmsDirectory, TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        ServiceEndpointFile.Write(kmsDirectory, Kms.Endpoint);
         _party1 = PartyIdentity.Load(Path.Combine(Work, "party1"));
         using var party2 = PartyIdentity.Load(Path.Combine(Work, "party2"));
         using var k1 = new KmsClient(Kms.Endpoint, "party1", _party1.Key);
         using var k2 = new KmsClient(Kms.Endpoint, "party2", party2.Key);
-        await k1.RegisterAsync();
-        await k2.RegisterAsync();
+        using (var admin = KmsAdminClient.ForDataDirectory(kmsDirectory))
+        {
+            await k1.RegisterAsync((await admin.InviteAsync("party1")).Token);
+            await k2.RegisterAsync((await admin.InviteAsync("party2")).Token);
+        }
         KeyId = (await k1.CreateKeyAsync("measured image")).KeyId;
 
         await using var genuine = await EnclaveProcess.StartAsync(CliUnderTest.EnclaveImage, Device);

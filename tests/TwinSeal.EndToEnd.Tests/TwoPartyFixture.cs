@@ -20,6 +20,7 @@ public sealed class TwoPartyFixture : IAsyncLifetime
     public ControlClient Control2 { get; private set; } = null!;
     public string KeyId { get; private set; } = "";
     public const int SharedRows = 40;
+    public string KmsDirectory => Path.Combine(Work, "kms");
 
     public async ValueTask InitializeAsync()
     {
@@ -29,13 +30,18 @@ public sealed class TwoPartyFixture : IAsyncLifetime
             SimPlatform.ProvisionDevice(Path.Combine(Work, "sim"), Path.Combine(Work, p + "-device"), p);
             PartyIdentity.Init(Path.Combine(Work, p), p).Dispose();
         }
-        Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = Path.Combine(Work, "kms"), TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = KmsDirectory, TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        // What 'twinseal kms serve' writes, so that 'twinseal kms invite --kms-data-dir' finds this KMS.
+        ServiceEndpointFile.Write(KmsDirectory, Kms.Endpoint);
         Party1 = await StartHostAsync("party1");
         Party2 = await StartHostAsync("party2");
         Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
         Control2 = new ControlClient(Party2.Endpoint, Token("party2"));
-        await Control1.PostAsync<PartyInfo>("/register", null);
-        await Control2.PostAsync<PartyInfo>("/register", null);
+        using (var admin = KmsAdminClient.ForDataDirectory(KmsDirectory))
+        {
+            await Control1.PostAsync<PartyInfo>("/register", new RegisterCommand((await admin.InviteAsync("party1")).Token));
+            await Control2.PostAsync<PartyInfo>("/register", new RegisterCommand((await admin.InviteAsync("party2")).Token));
+        }
         KeyId = (await Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("e2e"))).KeyId;
         var e1 = await Control1.GetAsync<EnclaveDescription>("/enclave");
         var e2 = await Control2.GetAsync<EnclaveDescription>("/enclave");

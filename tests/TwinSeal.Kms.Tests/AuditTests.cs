@@ -9,12 +9,14 @@ public sealed class AuditTests
     [Fact]
     public async Task AuditLog_RecordsKeyCreationAuthorityReleaseAndRefusal_AndItsChainVerifies()
     {
-        await using var bed = await KmsTestBed.StartAsync();
+        await using var bed = await KmsTestBed.StartAsync(auditors: ["auditor"]);
         (await bed.RequestKeyAsync(bed.Party2)).Dispose();
         await KmsTestBed.AssertRefusedAsync("measurement-mismatch", () => bed.RequestKeyAsync(bed.Party1, measurement: KmsTestBed.TamperedMeasurement));
+        // The whole chain, each party's registration included: what an auditor reads.
+        var auditor = await bed.AddPartyAsync("auditor");
 
-        var audit = await bed.Party1.Client.AuditAsync();
-        var verification = await bed.Party1.Client.VerifyAuditAsync();
+        var audit = await auditor.Client.AuditAsync();
+        var verification = await auditor.Client.VerifyAuditAsync();
 
         Assert.Equal(new AuditVerification(true, audit.Length, null, null), verification);
         Assert.Contains(audit, r => r is { Event: "key-created", Actor: "party1" } && r.KeyId == bed.KeyId);

@@ -252,7 +252,8 @@ public sealed class ChangeRulesTests
         Assert.Contains("signature", verdict.Problem);
     }
 
-    private static void ForgeSignatureAndRehash(KmsTestBed bed, long fromSequence)
+    /// <summary>Replaces the signature of record <paramref name="fromSequence"/> and recomputes the hash chain from there, as someone who can write the store file could.</summary>
+    internal static void ForgeSignatureAndRehash(KmsTestBed bed, long fromSequence)
     {
         using var c = new SqliteConnection($"Data Source={bed.DatabasePath};Pooling=False");
         c.Open();

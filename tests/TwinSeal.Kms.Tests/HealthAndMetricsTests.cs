@@ -150,12 +150,12 @@ public sealed class HealthAndMetricsTests
 
         TakeSqliteStoreAway(bed);
         var keyUse = await Assert.ThrowsAsync<RemoteProblemException>(() => KmsTestBed.SendKeyUseAsync(bed.Party1, request));
-        using var keyRead = await http.GetAsync($"{KmsEndpoints.Prefix}/keys/{bed.KeyId}", Ct);
+        var keyRead = await Assert.ThrowsAsync<RemoteProblemException>(() => bed.Party1.Client.GetKeyAsync(bed.KeyId));
         using var probe = await http.GetAsync(HealthEndpoints.ReadinessPath, Ct);
         var metrics = await ScrapeAsync(http);
 
         Assert.Equal((503, "store-unavailable"), (keyUse.Status, keyUse.Code));
-        await AssertProblemAsync(keyRead, HttpStatusCode.ServiceUnavailable, "store-unavailable");
+        Assert.Equal((503, "store-unavailable"), (keyRead.Status, keyRead.Code));
         Assert.Equal(HttpStatusCode.ServiceUnavailable, probe.StatusCode);
         Assert.Equal(1, metrics.Value("twinseal_kms_store_unavailable_total", ("route", KmsEndpoints.Prefix + "/key-use")));
         Assert.Equal(1, metrics.Value("twinseal_kms_store_unavailable_total", ("route", KmsEndpoints.Prefix + "/keys/{keyId}")));
@@ -183,6 +183,34 @@ public sealed class HealthAndMetricsTests
         foreach (var refused in new[] { createKey, rotate, nonce })
             await AssertProblemAsync(refused, HttpStatusCode.Unauthorized, "unsigned-request");
         Assert.Equal(1, (await bed.Party1.Client.GetKeyAsync(bed.KeyId)).KeyVersion);
+    }
+
+    [Fact]
+    public async Task OpsListener_ServesReadinessAndMetrics_WhichTheMainPortThenDoesNot_WhileHealthzStaysOpenOnBoth()
+    {
+        await using var bed = await KmsTestBed.StartAsync(opsListen: new IPEndPoint(IPAddress.Loopback, 0));
+        using var main = RobustnessKms.PinnedClient(bed.Server.Endpoint);
+        using var ops = RobustnessKms.PinnedClient(bed.Server.OpsEndpoint!);
+        using (await bed.RequestKeyAsync(bed.Party1)) { }
+
+        using var mainMetrics = await main.GetAsync(KmsServer.MetricsPath, Ct);
+        using var mainReady = await main.GetAsync(HealthEndpoints.ReadinessPath, Ct);
+        using var mainLive = await main.GetAsync(HealthEndpoints.LivenessPath, Ct);
+        using var opsReady = await ops.GetAsync(HealthEndpoints.ReadinessPath, Ct);
+        using var opsLive = await ops.GetAsync(HealthEndpoints.LivenessPath, Ct);
+        using var opsApi = await ops.GetAsync($"{KmsEndpoints.Prefix}/keys/{bed.KeyId}", Ct);
+        using var opsOpenApi = await ops.GetAsync("/openapi/v1.json", Ct);
+        var metrics = await ScrapeAsync(ops);
+
+        Assert.NotEqual(new Uri(bed.Server.Endpoint.Url).Port, new Uri(bed.Server.OpsEndpoint!.Url).Port);
+        await AssertProblemAsync(mainMetrics, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(mainReady, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(opsApi, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(opsOpenApi, HttpStatusCode.NotFound, "not-found");
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK), (mainLive.StatusCode, opsLive.StatusCode, opsReady.StatusCode));
+        Assert.Equal(1, metrics.Value("twinseal_kms_key_releases_total"));
+        // The API itself still answers on the main port.
+        Assert.Equal(bed.KeyId, (await bed.Party1.Client.GetKeyAsync(bed.KeyId)).KeyId);
     }
 
     /// <summary>

@@ -96,7 +96,11 @@ public sealed class KmsTestBed : IAsyncDisposable
 
     /// <summary>Builds the whole bed: a KMS that trusts the bed's simulated platform root and, unless told otherwise, accepts simulated evidence.</summary>
     /// <param name="postgres">A PostgreSQL connection string (see <see cref="TestServices.NewPostgresDatabaseAsync"/>); null uses SQLite.</param>
-    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null)
+    /// <param name="auditors">Party ids with the auditor role (<see cref="KmsOptions.Auditors"/>).</param>
+    /// <param name="opsListen">A separate listener for readiness and metrics (<see cref="KmsOptions.OpsListen"/>).</param>
+    /// <param name="allowSelfRegistration">Open registration (<see cref="KmsOptions.AllowSelfRegistration"/>); the bed itself registers its parties with invitations either way.</param>
+    public static async Task<KmsTestBed> StartAsync(bool acceptSimulatedEvidence = true, long? maxRequestBodyBytes = null, string? postgres = null, IReadOnlyList<string>? auditors = null,
+        System.Net.IPEndPoint? opsListen = null, bool allowSelfRegistration = false)
     {
         var root = Directory.CreateTempSubdirectory("twinseal-kms-tests-").FullName;
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -110,6 +114,9 @@ public sealed class KmsTestBed : IAsyncDisposable
             AcceptSimulatedEvidence = acceptSimulatedEvidence,
             PostgresConnectionString = postgres,
             MaxRequestBodyBytes = maxRequestBodyBytes ?? new KmsOptions { DataDirectory = "" }.MaxRequestBodyBytes,
+            Auditors = auditors ?? [],
+            OpsListen = opsListen,
+            AllowSelfRegistration = allowSelfRegistration,
         };
         var bed = new KmsTestBed(root, clock, options);
         try
@@ -130,15 +137,28 @@ public sealed class KmsTestBed : IAsyncDisposable
         }
     }
 
-    /// <summary>Registers a new party with a fresh long-term key.</summary>
+    /// <summary>Registers a new party with a fresh long-term key, admitted by an invitation the operator issued for it.</summary>
     public async Task<TestParty> AddPartyAsync(string id)
     {
-        var key = PartySigningKey.Generate();
-        var party = new TestParty(id, key, new KmsClient(Server.Endpoint, id, key, Clock));
+        var party = NewParty(id);
         Parties.Add(party);
-        await party.Client.RegisterAsync();
+        using var admin = Admin();
+        await party.Client.RegisterAsync((await admin.InviteAsync(id)).Token);
         return party;
     }
+
+    /// <summary>A party with a fresh long-term key and a client of the KMS, not registered; the caller disposes it.</summary>
+    public TestParty NewParty(string id)
+    {
+        var key = PartySigningKey.Generate();
+        return new TestParty(id, key, new KmsClient(Server.Endpoint, id, key, Clock));
+    }
+
+    /// <summary>The KMS's admin token, as its operator reads it from the data directory.</summary>
+    public string AdminToken => File.ReadAllText(Path.Combine(DataDirectory, Store.AdminTokenFile.FileName)).Trim();
+
+    /// <summary>The operator's client of the running KMS; the caller disposes it.</summary>
+    public KmsAdminClient Admin() => new(Server.Endpoint, AdminToken);
 
     /// <summary>Reference values of the genuine app on a genuine simulated device.</summary>
     public static ReferenceValues GenuineReferenceValues(string? measurement = null)

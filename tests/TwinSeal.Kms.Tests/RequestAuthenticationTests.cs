@@ -119,12 +119,12 @@ public sealed class RequestAuthenticationTests(SharedKms kms) : IClassFixture<Sh
     }
 
     [Fact]
-    public async Task PartyRegistration_IsRefused_ForATakenIdWithAnotherKey()
+    public async Task PartyRegistration_IsRefused_ForATakenIdWithAnotherKey_EvenWithTheAdminToken()
     {
         using var other = PartySigningKey.Generate();
         using var client = new KmsClient(Bed.Server.Endpoint, "party1", other, Bed.Clock);
 
-        await KmsTestBed.AssertProblemAsync(409, "party-exists", client.RegisterAsync);
+        await KmsTestBed.AssertProblemAsync(409, "party-exists", () => client.RegisterAsync(adminToken: Bed.AdminToken));
 
         Assert.Equal(Bed.Party1.Key.PublicKey.Fingerprint, (await Bed.Party1.Client.GetPartyAsync("party1")).Fingerprint);
     }

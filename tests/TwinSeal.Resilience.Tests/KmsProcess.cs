@@ -86,6 +86,8 @@ internal sealed class KmsProcess : IAsyncDisposable
         [
             "kms", "serve", "--data-dir", launch.DataDirectory, "--port", "0",
             "--accept-simulated-evidence", "--trust-sim-root", launch.SimRootCertificate,
+            // The harness registers its two parties itself, and reads the whole audit chain as party 1.
+            "--allow-self-registration", "--auditor", CrashRig.Party1,
             .. launch.Postgres is null ? Array.Empty<string>() : ["--postgres", launch.Postgres],
         ];
         var psi = SelfLaunch.ForAssembly(CliDll).StartInfo(args);

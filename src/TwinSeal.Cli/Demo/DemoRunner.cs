@@ -86,8 +86,19 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
 
             using var c1 = new ControlClient(p1.Endpoint, Token(work, "party1"));
             using var c2 = new ControlClient(p2.Endpoint, Token(work, "party2"));
-            await c1.PostAsync<PartyInfo>("/register", null);
-            await c2.PostAsync<PartyInfo>("/register", null);
+            // Registration is closed: the KMS operator invites each party (twinseal kms invite), each presents its invitation.
+            var kmsData = options.KmsIn switch
+            {
+                KmsPlacement.Party1 => Path.Combine(work, "party1", "kms"),
+                KmsPlacement.Party2 => Path.Combine(work, "party2", "kms"),
+                _ => Path.Combine(work, "kms"),
+            };
+            using (var admin = KmsAdminClient.ForDataDirectory(kmsData))
+            {
+                await c1.PostAsync<PartyInfo>("/register", new RegisterCommand((await admin.InviteAsync("party1", validHours: 1)).Token));
+                await c2.PostAsync<PartyInfo>("/register", new RegisterCommand((await admin.InviteAsync("party2", validHours: 1)).Token));
+            }
+            progress.Line("", "both parties registered, each with a single-use invitation from the KMS operator (twinseal kms invite)");
 
             var key = await Stage("S1–S4 key creation", "party 1 asks the KMS for a key: KEK + data key, data key stored only wrapped",
                 () => c1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("demo secure match")));

@@ -45,8 +45,35 @@ public static class AuditLog
             ("@s", seq), ("@a", ms), ("@e", evt), ("@k", keyId), ("@p", actor), ("@d", detail), ("@ph", prevHash), ("@h", hash), ("@sr", signer?.SignedRequest), ("@sg", signer?.Signature));
     }
 
-    /// <summary>Reads records after <paramref name="afterSequence"/>.</summary>
-    public static IReadOnlyList<AuditRecord> Read(DbConnection c, long afterSequence, int limit)
+    /// <summary>
+    /// Reads up to <paramref name="limit"/> records after <paramref name="afterSequence"/>, in order; with
+    /// <paramref name="visible"/> (key id, actor → whether the reader may see the record) only the records it admits.
+    /// </summary>
+    public static IReadOnlyList<AuditRecord> Read(DbConnection c, long afterSequence, int limit, Func<string?, string?, bool>? visible = null)
+    {
+        var list = new List<AuditRecord>();
+        var cursor = afterSequence;
+        while (list.Count < limit)
+        {
+            // A filtered read pages through the chain rather than reading it to its end in one go: a reader that
+            // sees few records would otherwise make the KMS read every record for nothing.
+            var wanted = visible is null ? limit - list.Count : FilteredPage;
+            var page = ReadPage(c, cursor, wanted);
+            foreach (var r in page)
+            {
+                if (visible is not null && !visible(r.KeyId, r.Actor)) continue;
+                list.Add(r);
+                if (list.Count == limit) break;
+            }
+            if (page.Count < wanted) break;
+            cursor = page[^1].Sequence;
+        }
+        return list;
+    }
+
+    private const int FilteredPage = 1000;
+
+    private static List<AuditRecord> ReadPage(DbConnection c, long afterSequence, int limit)
     {
         var list = new List<AuditRecord>();
         using var cmd = KmsDatabase.Command(c, null, "SELECT seq, at, event, key_id, actor, detail, prev_hash, hash, signed_request, signature FROM audit WHERE seq > @after ORDER BY seq LIMIT @limit",
@@ -61,8 +88,16 @@ public static class AuditLog
         return list;
     }
 
-    /// <summary>Walks the whole chain and names the first record that does not check.</summary>
-    public static AuditVerification Verify(DbConnection c)
+    /// <summary>Whether <paramref name="actor"/> (one party, or the approving parties joined by ',') includes <paramref name="partyId"/>.</summary>
+    public static bool ActorIncludes(string? actor, string partyId)
+        => actor is not null && actor.Split(',').Contains(partyId, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Walks the whole chain and names the first record that does not check. With <paramref name="visible"/> (key id,
+    /// actor → whether the reader may see the record), a record the reader may not see is named by its sequence number
+    /// only: the problem then says what kind of check failed, never whose signature or which party it names.
+    /// </summary>
+    public static AuditVerification Verify(DbConnection c, Func<string?, string?, bool>? visible = null)
     {
         var expectedPrev = Genesis;
         long expectedSeq = 1, count = 0;
@@ -90,7 +125,9 @@ public static class AuditLog
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(actual), Encoding.ASCII.GetBytes(stored)))
                 return new AuditVerification(false, count, seq, $"record {seq} was altered: its content does not match its hash");
             if (signedRequest is not null && CheckSignature(partyKeys, actor, signedRequest, signature) is { } bad)
-                return new AuditVerification(false, count, seq, $"record {seq}: {bad}");
+                return new AuditVerification(false, count, seq, visible is null || visible(r.IsDBNull(3) ? null : r.GetString(3), actor)
+                    ? $"record {seq}: {bad}"
+                    : $"record {seq}: its party signature does not check (the record is not one you may read; an auditor can see why)");
             expectedPrev = stored;
             expectedSeq++;
             count++;

@@ -134,12 +134,13 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         }).ConfigureAwait(false);
     }
 
-    /// <summary>Where a proposal stands.</summary>
-    public ProposalStatus Get(string keyId, string proposalId) => db.Read(c =>
+    /// <summary>Where a proposal of <paramref name="keyId"/> stands, or null when that key has no such proposal.</summary>
+    internal static ProposalStatus? FindProposal(DbConnection c, string keyId, string proposalId)
     {
-        LoadProposal(c, null, keyId, proposalId);
+        using (var cmd = KmsDatabase.Command(c, null, "SELECT key_id FROM proposals WHERE proposal_id = @id", ("@id", proposalId)))
+            if (cmd.ExecuteScalar() as string != keyId) return null;
         return Status(c, null, proposalId);
-    });
+    }
 
     private List<string> RequiredApprovers(DbConnection c, DbTransaction tx, string keyId, KeyInfo key, AuthorityInfo? current, AuthorityPolicy proposed, string proposer)
     {
@@ -299,7 +300,7 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
     }
 
     /// <summary>Every party a policy names: operators, users and the result's recipient.</summary>
-    private static List<string> PartiesNamed(AuthorityPolicy p)
+    internal static List<string> PartiesNamed(AuthorityPolicy p)
         => p.Operators.Concat(p.Usage.Select(u => u.PartyId)).Append(p.Output.Recipient).Distinct().Order(StringComparer.Ordinal).ToList();
 
     private static void Close(DbConnection c, DbTransaction tx, string id, string status)

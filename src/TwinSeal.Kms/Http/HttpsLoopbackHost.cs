@@ -141,11 +141,12 @@ public static class HttpsLoopbackHost
         return ProtocolJson.Parse<T>(body, what);
     }
 
-    /// <summary>The service's HTTPS endpoint once started.</summary>
-    public static ServiceEndpoint Endpoint(WebApplication app, X509Certificate2 certificate)
+    /// <summary>The service's HTTPS endpoint once started; <paramref name="otherListenerPort"/> names a second listener's port to pass over.</summary>
+    public static ServiceEndpoint Endpoint(WebApplication app, X509Certificate2 certificate, int? otherListenerPort = null)
     {
-        var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var port = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)).Port;
+        var port = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)).Port)
+            .First(p => p != otherListenerPort);
         return new ServiceEndpoint($"https://127.0.0.1:{port}", TlsIdentity.Fingerprint(certificate));
     }
 }

@@ -34,12 +34,24 @@ public static class KmsEndpoints
             var reg = HttpsLoopbackHost.ParseJson<PartyRegistration>(req, body, "party registration");
             // Proof of possession: the registration is signed by the key it registers.
             await kms.Authenticator.AuthenticateAsync(req, body, id => id == reg.PartyId ? new PartyInfo(reg.PartyId, reg.PublicKey, "") : null);
-            return Results.Json(await kms.Parties.RegisterAsync(reg), ProtocolJson.Options);
-        }).Accepts<PartyRegistration>("application/json").Produces<PartyInfo>().WithSummary("Register a party's long-term public key (signed by that key).");
+            return Results.Json(await kms.Parties.RegisterAsync(reg, AdminTokenPresented(req, kms, required: false)), ProtocolJson.Options);
+        }).Accepts<PartyRegistration>("application/json").Produces<PartyInfo>()
+          .WithSummary("Register a party's long-term public key (signed by that key), admitted by an invitation in the body or the admin token as bearer.");
 
-        g.MapGet("/parties/{partyId}", (string partyId) =>
-            Results.Json(kms.Parties.Find(partyId) ?? throw KmsException.NotFound("party-not-found", $"No party '{partyId}'."), ProtocolJson.Options))
-            .Produces<PartyInfo>().WithSummary("Read a registered party.");
+        g.MapPost("/invitations", async (HttpRequest req) =>
+        {
+            var body = await HttpsLoopbackHost.ReadBodyAsync(req, max);
+            AdminTokenPresented(req, kms, required: true);
+            var request = HttpsLoopbackHost.ParseJson<InvitationRequest>(req, body, "invitation request");
+            return Results.Json(await kms.Invitations.IssueAsync(request), ProtocolJson.Options, statusCode: 201);
+        }).Accepts<InvitationRequest>("application/json").Produces<Invitation>(201)
+          .WithSummary("Issue a single-use, expiring invitation for one party id to register (admin token as bearer).");
+
+        g.MapGet("/parties/{partyId}", async (HttpRequest req, string partyId) =>
+        {
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.Party(reader.PartyId, partyId), ProtocolJson.Options);
+        }).Produces<PartyInfo>().WithSummary("Read a registered party: the signer itself or a party it shares a key with (signed).");
 
         g.MapPost("/keys", async (HttpRequest req) =>
         {
@@ -50,8 +62,11 @@ public static class KmsEndpoints
             return Results.Json(info, ProtocolJson.Options, statusCode: 201);
         }).Accepts<KeyCreateRequest>("application/json").Produces<KeyInfo>(201).WithSummary("S1–S4: create a KEK and a data key (signed).");
 
-        g.MapGet("/keys/{keyId}", (string keyId) => Results.Json(kms.Keys.Get(keyId), ProtocolJson.Options))
-            .Produces<KeyInfo>().WithSummary("Describe a key (never its material).");
+        g.MapGet("/keys/{keyId}", async (HttpRequest req, string keyId) =>
+        {
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.Key(reader.PartyId, keyId), ProtocolJson.Options);
+        }).Produces<KeyInfo>().WithSummary("Describe a key whose policy names the signer (never its material; signed).");
 
         g.MapDelete("/keys/{keyId}", async (HttpRequest req, string keyId) =>
         {
@@ -87,11 +102,11 @@ public static class KmsEndpoints
             return Results.Json(await kms.Keys.RotateAsync(keyId, party, (c, tx) => Authority.AuthorityService.Current(c, tx, keyId)), ProtocolJson.Options);
         }).Produces<KeyInfo>().WithSummary("Rotate: a new data key version becomes current (signed by an operator).");
 
-        g.MapGet("/keys/{keyId}/authority", (string keyId) =>
+        g.MapGet("/keys/{keyId}/authority", async (HttpRequest req, string keyId) =>
         {
-            kms.Keys.Get(keyId);
-            return Results.Json(kms.Authority.Current(keyId) ?? throw KmsException.NotFound("authority-not-set", $"Key '{keyId}' has no authority yet."), ProtocolJson.Options);
-        }).Produces<AuthorityInfo>().WithSummary("Read a key's current authority.");
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.Authority(reader.PartyId, keyId), ProtocolJson.Options);
+        }).Produces<AuthorityInfo>().WithSummary("Read the current authority of a key whose policy names the signer (signed).");
 
         g.MapPost("/keys/{keyId}/proposals", async (HttpRequest req, string keyId) =>
         {
@@ -101,8 +116,11 @@ public static class KmsEndpoints
             return Results.Json(await kms.Authority.ProposeAsync(keyId, party, proposal), ProtocolJson.Options, statusCode: 201);
         }).Accepts<ChangeProposal>("application/json").Produces<ProposalStatus>(201).WithSummary("S5–S9: propose an authority (signed; counts as the proposer's approval).");
 
-        g.MapGet("/keys/{keyId}/proposals/{proposalId}", (string keyId, string proposalId) =>
-            Results.Json(kms.Authority.Get(keyId, proposalId), ProtocolJson.Options)).Produces<ProposalStatus>().WithSummary("Read a proposal's status.");
+        g.MapGet("/keys/{keyId}/proposals/{proposalId}", async (HttpRequest req, string keyId, string proposalId) =>
+        {
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.Proposal(reader.PartyId, keyId, proposalId), ProtocolJson.Options);
+        }).Produces<ProposalStatus>().WithSummary("Read a proposal of a key whose policy names the signer, or one that asks for its approval (signed).");
 
         g.MapPost("/keys/{keyId}/proposals/{proposalId}/approvals", async (HttpRequest req, string keyId, string proposalId) =>
         {
@@ -161,13 +179,32 @@ public static class KmsEndpoints
         }).Accepts<KeyUseRequest>("application/json").Produces<KeyUseResponse>().ProducesProblem(403)
           .WithSummary("S17–S21 / S27–S31: release the data key to an attested enclave (signed by the party).");
 
-        g.MapGet("/audit", (long? after, int? limit) =>
-            Results.Json(kms.Database.Read(c => Audit.AuditLog.Read(c, after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000))), ProtocolJson.Options))
-            .Produces<AuditRecord[]>().WithSummary("Read the audit log.");
+        g.MapGet("/audit", async (HttpRequest req, long? after, int? limit) =>
+        {
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.Audit(reader.PartyId, after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000)), ProtocolJson.Options);
+        }).Produces<AuditRecord[]>().WithSummary("Read the audit records the signer may see: of its keys and of its own actions (all of them for an auditor; signed).");
 
-        g.MapGet("/audit/verify", () => Results.Json(kms.Database.Read(Audit.AuditLog.Verify), ProtocolJson.Options))
-            .Produces<AuditVerification>().WithSummary("Check the audit hash chain.");
+        g.MapGet("/audit/verify", async (HttpRequest req) =>
+        {
+            var reader = await kms.Authenticator.AuthenticateReadAsync(req, max);
+            return Results.Json(kms.Reads.VerifyAudit(reader.PartyId), ProtocolJson.Options);
+        }).Produces<AuditVerification>().WithSummary("Check the whole audit hash chain; names the first bad record, with details only if the signer may read it (signed).");
 
         g.MapGet("/health", () => Results.Json(new { status = "ok", simulatedEvidence = kms.Options.AcceptSimulatedEvidence }, ProtocolJson.Options)).WithSummary("Liveness.");
+    }
+
+    /// <summary>
+    /// Whether the request carries this KMS's admin token as its bearer credential. Any other Authorization header is
+    /// refused rather than ignored, and so is none when <paramref name="required"/>.
+    /// </summary>
+    private static bool AdminTokenPresented(HttpRequest req, KmsService kms, bool required)
+    {
+        if (!req.Headers.TryGetValue("Authorization", out var values))
+            return required ? throw KmsException.Unauthenticated("admin-token-required", $"This request needs the KMS's admin token as bearer (the file {AdminTokenFile.FileName} in its data directory).") : false;
+        const string scheme = "Bearer ";
+        if (values.Count != 1 || values[0] is not { } v || !v.StartsWith(scheme, StringComparison.Ordinal) || !kms.AdminToken.Matches(v[scheme.Length..]))
+            throw KmsException.Unauthenticated("bad-admin-token", "The Authorization header does not carry this KMS's admin token.");
+        return true;
     }
 }

@@ -41,6 +41,17 @@ public sealed class RequestAuthenticator(KmsDatabase db, PartyRegistry parties, 
     }
 
     /// <summary>
+    /// Authenticates a read (a GET): signed like any other request, over an empty body. A body is refused rather than
+    /// ignored, so what was signed is exactly what was asked.
+    /// </summary>
+    public async Task<Signer> AuthenticateReadAsync(HttpRequest request, long maxBodyBytes)
+    {
+        var body = await HttpsLoopbackHost.ReadBodyAsync(request, maxBodyBytes).ConfigureAwait(false);
+        if (body.Length > 0) throw KmsException.BadRequest("malformed-request", $"{request.Method} {request.Path}: a read takes no body.");
+        return await AuthenticateAsync(request, body).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Checks the signature but leaves recording the request id to the caller, who must call
     /// <see cref="RecordRequestId"/> in the same write transaction as whatever the request changes — one commit instead of
     /// two on the key-use path. Until then the request is not protected against replay.

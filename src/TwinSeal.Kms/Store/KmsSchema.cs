@@ -29,6 +29,9 @@ public static class KmsSchema
         CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces(expires_at);
         CREATE INDEX IF NOT EXISTS request_ids_by_age ON request_ids(seen_at);
         """,
+        """
+        CREATE TABLE IF NOT EXISTS invitations(token_hash TEXT PRIMARY KEY, party_id TEXT NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, used_by TEXT);
+        """,
     ];
 
     /// <summary>PostgreSQL migrations, the same tables as <see cref="Sqlite"/>: versions are INTEGER, times (Unix ms) BIGINT, bytes BYTEA.</summary>
@@ -48,6 +51,9 @@ public static class KmsSchema
         """
         CREATE INDEX nonces_by_expiry ON nonces(expires_at);
         CREATE INDEX request_ids_by_age ON request_ids(seen_at);
+        """,
+        """
+        CREATE TABLE invitations(token_hash TEXT PRIMARY KEY, party_id TEXT NOT NULL, issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT, used_by TEXT);
         """,
     ];
 }
