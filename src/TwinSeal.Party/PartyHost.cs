@@ -49,6 +49,7 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
     private readonly ConcurrentDictionary<string, ArrivalOrder> _arrivalOrders = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
+    private readonly ResultsDirectory _resultsDirectory;
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
 
@@ -58,6 +59,7 @@ public sealed class PartyHost : IAsyncDisposable
         _identity = identity;
         _enclave = enclave;
         _hostedKms = hostedKms;
+        _resultsDirectory = new ResultsDirectory(identity.Directory);
         Endpoint = endpoint;
         KmsEndpoint = kms;
     }
@@ -99,6 +101,7 @@ public sealed class PartyHost : IAsyncDisposable
         host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint);
         Directory.CreateDirectory(host.InboxDirectory);
         Directory.CreateDirectory(host.TranscriptDirectory);
+        Directory.CreateDirectory(host._resultsDirectory.Root);
         ServiceEndpointFile.Write(options.PartyDirectory, endpoint);
         return host;
     }
@@ -177,6 +180,8 @@ public sealed class PartyHost : IAsyncDisposable
         g.MapPost("/arrivals", async (HttpRequest req) =>
         {
             var cmd = HttpsLoopbackHost.ParseJson<ArrivalCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "arrival order");
+            // Refused now rather than when the dataset arrives; the path is resolved again just before the write.
+            if (cmd.OutputPath is not null) host()._resultsDirectory.Resolve(cmd.OutputPath);
             host()._arrivalOrders[cmd.KeyId] = new ArrivalOrder(cmd.KeyId, cmd.OwnTable, cmd.OutputPath, null);
             return Results.Json(cmd, ProtocolJson.Options, statusCode: 202);
         });
@@ -260,6 +265,8 @@ public sealed class PartyHost : IAsyncDisposable
 
     private async Task<ComputeResult> ComputeAsync(ComputeCommand cmd)
     {
+        // Refused before the key is asked for; the path is resolved again just before the write.
+        if (cmd.OutputPath is not null) _resultsDirectory.Resolve(cmd.OutputPath);
         var path = Path.Combine(InboxDirectory, $"{cmd.DatasetId}.tsds");
         if (!File.Exists(path)) throw KmsException.NotFound("dataset-not-found", $"No dataset {cmd.DatasetId} has been received.");
         await using var ciphertext = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
@@ -283,8 +290,8 @@ public sealed class PartyHost : IAsyncDisposable
         return await FinishComputeAsync(cmd.DatasetId, reply.Outcome!, rows, cmd.OutputPath, timings).ConfigureAwait(false);
     }
 
-    /// <summary>Writes what the policy released (if anything, and if the participant named a file) and assembles the result.</summary>
-    private static async Task<ComputeResult> FinishComputeAsync(Guid datasetId, ComputationOutcome outcome, byte[] rows, string? outputPath, Dictionary<string, double> timings)
+    /// <summary>Writes what the policy released (if anything, and if the participant named a file inside the results directory) and assembles the result.</summary>
+    private async Task<ComputeResult> FinishComputeAsync(Guid datasetId, ComputationOutcome outcome, byte[] rows, string? outputPath, Dictionary<string, double> timings)
     {
         foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;
         string? written = null;
@@ -292,7 +299,7 @@ public sealed class PartyHost : IAsyncDisposable
         if (rows.Length > 0 && outputPath is not null)
         {
             var sw = Stopwatch.StartNew();
-            var full = Path.GetFullPath(outputPath);
+            var full = _resultsDirectory.Resolve(outputPath);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             // The enclave releases CSV; a .parquet output file gets the same rows as Parquet (TableOutput).
             await WriteDurablyAsync(full, await Enclave.TableOutput.EncodeAsync(full, rows).ConfigureAwait(false)).ConfigureAwait(false);
@@ -439,16 +446,26 @@ public sealed class PartyHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Write-then-rename with fsync, so a crash leaves either the whole file or none.</summary>
+    /// <summary>Write-then-rename with fsync, so a crash or a full disk leaves either the whole file or none.</summary>
     private static async Task WriteDurablyAsync(string path, byte[] bytes)
     {
-        var tmp = path + ".partial";
-        await using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        // A fresh name opened with CreateNew: a link planted under the temporary name is not followed; the rename
+        // replaces whatever is at the final name (a link included) instead of writing through it.
+        var tmp = $"{path}.{Guid.NewGuid():N}.partial";
+        try
         {
-            await fs.WriteAsync(bytes).ConfigureAwait(false);
-            fs.Flush(flushToDisk: true);
+            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await fs.WriteAsync(bytes).ConfigureAwait(false);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
         }
-        File.Move(tmp, path, overwrite: true);
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
     }
 
     /// <inheritdoc />

@@ -132,9 +132,9 @@ public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPar
         var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
         await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
         var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
-        var outFile = Path.Combine(f.Work, "aggregates.csv");
+        var outFile = Path.Combine(f.Work, "party2", "results", "aggregates.csv");
 
-        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers", outFile));
+        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers", "aggregates.csv"));
 
         Assert.Equal(("aggregate", ResultKind.Aggregates), (result.Computation, result.Result));
         var lines = await File.ReadAllLinesAsync(outFile, TestContext.Current.CancellationToken);
