@@ -49,6 +49,7 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
     private readonly ConcurrentDictionary<string, ArrivalOrder> _arrivalOrders = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
+    private readonly ConcurrentDictionary<Guid, byte> _receiving = new();
     private readonly ResultsDirectory _resultsDirectory;
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
@@ -203,8 +204,8 @@ public sealed class PartyHost : IAsyncDisposable
         var g = app.MapGroup("/peer/v1").WithTags("Peer");
         g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id) =>
         {
-            var (sender, bodyHash) = await host().AuthenticatePeerAsync(req);
-            return Results.Json(await host().ReceiveAsync(req, id, sender, bodyHash), ProtocolJson.Options);
+            var sender = await host().AuthenticatePeerAsync(req);
+            return Results.Json(await host().ReceiveAsync(req, id, sender), ProtocolJson.Options);
         });
     }
 
@@ -314,7 +315,7 @@ public sealed class PartyHost : IAsyncDisposable
     /// dataset's stream header, which the caller compares with the first bytes of the body; the rest is authenticated by
     /// the dataset's AEAD in the isolated area.
     /// </summary>
-    private async Task<(string PartyId, string BodyHash)> AuthenticatePeerAsync(HttpRequest req)
+    private async Task<AuthenticatedPeer> AuthenticatePeerAsync(HttpRequest req)
     {
         var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
         if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader, SignedRequest.DatasetHeaderHashHeader }.Any(h => req.Headers[h].Count != 1))
@@ -325,7 +326,7 @@ public sealed class PartyHost : IAsyncDisposable
         PartyInfo peer;
         try
         {
-            peer = await Kms.GetPartyAsync(partyId).ConfigureAwait(false);
+            peer = await AskKmsAsync(() => Kms.GetPartyAsync(partyId)).ConfigureAwait(false);
         }
         catch (RemoteProblemException e) when (e.Status == 404)
         {
@@ -352,79 +353,122 @@ public sealed class PartyHost : IAsyncDisposable
         if (requestId.Length is < 16 or > 64 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
             throw KmsException.Unauthenticated("replayed-request", "This peer request id was already used.");
         if (partyId == _identity.PartyId) throw KmsException.Forbidden("self-send", "A party cannot send a dataset to itself.");
-        return (partyId, bodyHash);
+        return new AuthenticatedPeer(partyId, bodyHash);
     }
 
     /// <summary>
-    /// Receives a dataset as it streams in: written to the inbox (durably, renamed into place only once complete and
-    /// matching the signed hash) and, when the participant left an arrival order for its key, fed at the same time into
-    /// the isolated area, which decrypts and verifies segment by segment while the sender is still sending.
+    /// The sender rule, on the key's current authority as the KMS holds it: the sender must have a usage grant (only a
+    /// grantee's isolated area can get the key to make a dataset under it), and this party must be the output's
+    /// recipient (only the recipient's isolated area runs the computation, so a dataset anywhere else is of no use).
     /// </summary>
-    private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, string sender, string declaredHash)
+    /// <remarks>
+    /// An unknown key, a key without authority, an authority this party may not read and a sender without a grant all get
+    /// the same refusal, which names nothing from the policy: a party outside it learns nothing, not even whether the key
+    /// exists. Only a grantee, who can read the policy anyway, is told that this party is not the recipient.
+    /// </remarks>
+    private async Task AuthoriseSenderAsync(string keyId, string sender)
+    {
+        var refused = KmsException.Forbidden("sender-not-authorised", $"Party '{sender}' may not send datasets under key '{keyId}' to this party.");
+        AuthorityInfo authority;
+        try
+        {
+            authority = await AskKmsAsync(() => Kms.GetAuthorityAsync(keyId)).ConfigureAwait(false);
+        }
+        catch (RemoteProblemException e) when (e.Status is 401 or 403 or 404)
+        {
+            throw refused;
+        }
+        var policy = authority.Policy;
+        if (!policy.Usage.Any(g => string.Equals(g.PartyId, sender, StringComparison.Ordinal))) throw refused;
+        if (!string.Equals(policy.Output.Recipient, _identity.PartyId, StringComparison.Ordinal))
+            throw KmsException.Forbidden("not-the-recipient", $"Key '{keyId}' releases its results to '{policy.Output.Recipient}', not to this party ('{_identity.PartyId}'): a dataset under it cannot be used here.");
+    }
+
+    /// <summary>A KMS read on behalf of a peer request: a KMS that cannot answer is this host's problem (503), not the sender's.</summary>
+    private static async Task<T> AskKmsAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read().ConfigureAwait(false);
+        }
+        catch (RemoteProblemException e) when (e.Status is 0 or >= 500)
+        {
+            throw new KmsException(503, "kms-unavailable", $"This host cannot check the upload with its KMS right now ({e.Code}); nothing was stored. Retry later.");
+        }
+    }
+
+    /// <summary>
+    /// Receives a dataset as it streams in. The signed dataset header is read into memory and every check runs on it
+    /// (header hash, dataset id, sender rule) before a byte reaches the inbox. Then the upload is written to the inbox
+    /// (durably, renamed into place only once complete) and, when the participant left an arrival order for its key,
+    /// fed at the same time into the isolated area, which decrypts and verifies segment by segment while the sender is
+    /// still sending.
+    /// </summary>
+    private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, AuthenticatedPeer sender)
     {
         var length = req.ContentLength ?? throw new KmsException(411, "length-required", "A dataset upload must state its Content-Length.");
         if (length > MaxDatasetBytes) throw new KmsException(413, "body-too-large", $"The dataset is larger than {MaxDatasetBytes} bytes.");
+        var body = new BoundedReadStream(req.Body, length);
+        var prefix = new byte[(int)Math.Min(length, 4096)];
+        await body.ReadExactlyAsync(prefix, req.HttpContext.RequestAborted).ConfigureAwait(false);
+        var header = ReadSignedHeader(prefix, sender.DatasetHeaderSha256);
+        if (header.DatasetId != id)
+            throw KmsException.BadRequest("dataset-id-mismatch", $"The upload names dataset {id}, its signed header dataset {header.DatasetId}.");
+        await AuthoriseSenderAsync(header.KeyId, sender.PartyId).ConfigureAwait(false);
         var path = Path.Combine(InboxDirectory, $"{id}.tsds");
-        if (File.Exists(path)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
-        var partial = path + ".partial";
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        if (File.Exists(path) || !_receiving.TryAdd(id, 0)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
         try
         {
-            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            var partial = path + ".partial";
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            ArrivalOutcome? outcome = null;
+            try
             {
-                var incoming = new TeeReadStream(new BoundedReadStream(req.Body, length), file, hash);
-                var prefix = new byte[(int)Math.Min(length, 4096)];
-                await incoming.ReadExactlyAsync(prefix).ConfigureAwait(false);
-                CheckSignedHeader(prefix, declaredHash);
-                var rest = new ConcatReadStream(prefix, incoming);
-                var order = TryTakeArrivalOrder(prefix);
-                if (order is null)
-                    await rest.CopyToAsync(Stream.Null).ConfigureAwait(false);
-                else
-                    _results[id] = await ComputeOnArrivalAsync(order, id, rest, length).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
+                await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                {
+                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), file, hash);
+                    var order = _arrivalOrders.TryRemove(header.KeyId, out var o) ? o with { KeyVersion = header.KeyVersion } : null;
+                    if (order is null)
+                        await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
+                    else
+                        outcome = await ComputeOnArrivalAsync(order, id, upload, length).ConfigureAwait(false);
+                    file.Flush(flushToDisk: true);
+                }
+                // Who sent it, recorded before the dataset appears, so an inbox dataset always has its sender beside it.
+                await WriteDurablyAsync(path + ".from", System.Text.Encoding.UTF8.GetBytes(sender.PartyId)).ConfigureAwait(false);
+                File.Move(partial, path);
             }
+            catch
+            {
+                // Nothing half-received stays behind: the next attempt starts clean.
+                File.Delete(partial);
+                File.Delete(path + ".from");
+                throw;
+            }
+            if (outcome is not null) _results[id] = outcome;
+            return new DatasetReceipt(id, length, Convert.ToHexStringLower(hash.GetHashAndReset()));
         }
-        catch
+        finally
         {
-            // Nothing half-received stays behind: the next attempt starts clean.
-            File.Delete(partial);
-            throw;
+            _receiving.TryRemove(id, out _);
         }
-        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        File.Move(partial, path);
-        await File.WriteAllTextAsync(path + ".from", sender).ConfigureAwait(false);
-        return new DatasetReceipt(id, length, actual);
     }
 
     /// <summary>The upload must start with the dataset header the sender signed; otherwise nothing is stored.</summary>
-    private static void CheckSignedHeader(byte[] prefix, string declaredHash)
+    private static DatasetStreamHeader ReadSignedHeader(byte[] prefix, string declaredHash)
     {
-        int headerLength;
+        DatasetStreamHeader header;
         try
         {
-            headerLength = DatasetStream.EncodedHeaderLength(DatasetStream.ReadHeader(prefix));
+            header = DatasetStream.ReadHeader(prefix);
         }
         catch (DatasetIntegrityException e)
         {
             throw KmsException.BadRequest("dataset-rejected", $"The upload does not start with a dataset header: {e.Reason}");
         }
-        if (Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, headerLength))) != declaredHash)
+        if (Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, DatasetStream.EncodedHeaderLength(header)))) != declaredHash)
             throw KmsException.BadRequest("dataset-header-mismatch", "The dataset header received differs from the one the sender signed.");
-    }
-
-    private ArrivalOrder? TryTakeArrivalOrder(byte[] prefix)
-    {
-        try
-        {
-            var header = DatasetStream.ReadHeader(prefix);
-            return _arrivalOrders.TryRemove(header.KeyId, out var order) ? order with { KeyVersion = header.KeyVersion } : null;
-        }
-        catch (DatasetIntegrityException)
-        {
-            // Not a readable dataset header: stored as received; the isolated area will say what is wrong with it.
-            return null;
-        }
+        return header;
     }
 
     private async Task<ArrivalOutcome> ComputeOnArrivalAsync(ArrivalOrder order, Guid id, Stream ciphertext, long length)
@@ -482,6 +526,9 @@ public sealed class PartyHost : IAsyncDisposable
 
 /// <summary>A participant's standing order: compute on the next dataset that arrives under this key, while it arrives.</summary>
 internal sealed record ArrivalOrder(string KeyId, string OwnTable, string? OutputPath, int? KeyVersion);
+
+/// <summary>The party that signed a peer upload, and the SHA-256 of the dataset header its signature covers.</summary>
+internal sealed record AuthenticatedPeer(string PartyId, string DatasetHeaderSha256);
 
 /// <summary>What a computation on arrival produced: a result, or the isolated area's refusal.</summary>
 internal sealed record ArrivalOutcome(ComputeResult? Result, EnclaveError? Error);

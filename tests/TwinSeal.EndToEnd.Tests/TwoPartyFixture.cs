@@ -20,6 +20,7 @@ public sealed class TwoPartyFixture : IAsyncLifetime
     public ControlClient Control2 { get; private set; } = null!;
     public string KeyId { get; private set; } = "";
     public const int SharedRows = 40;
+    public const string Outsider = "party3";
 
     public async ValueTask InitializeAsync()
     {
@@ -30,6 +31,10 @@ public sealed class TwoPartyFixture : IAsyncLifetime
             PartyIdentity.Init(Path.Combine(Work, p), p).Dispose();
         }
         Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = Path.Combine(Work, "kms"), TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
+        // A third registered party that no policy of this fixture names: it can sign, but is outside every key.
+        using (var outsider = PartyIdentity.Init(Path.Combine(Work, Outsider), Outsider))
+        using (var kms = new KmsClient(Kms.Endpoint, outsider.PartyId, outsider.Key))
+            await kms.RegisterAsync();
         Party1 = await StartHostAsync("party1");
         Party2 = await StartHostAsync("party2");
         Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
@@ -67,6 +72,34 @@ public sealed class TwoPartyFixture : IAsyncLifetime
         var sent = await Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(KeyId, "customers", Party2.Endpoint.Url, Party2.Endpoint.Fingerprint));
         return (sent.DatasetId, Path.Combine(Work, "party2", "inbox", $"{sent.DatasetId}.tsds"));
     }
+
+    /// <summary>
+    /// Uploads a dataset to <paramref name="to"/>'s peer API exactly as a host does (signed by <paramref name="party"/>
+    /// over the dataset header), sealed under a throwaway data key: hosts never decrypt, so it passes as any dataset would.
+    /// </summary>
+    public async Task<DatasetReceipt> UploadAsAsync(string party, PartyHost to, string keyId, Guid datasetId, int plaintextBytes = 64)
+    {
+        using var identity = PartyIdentity.Load(Path.Combine(Work, party));
+        var dataset = Dataset(keyId, datasetId, plaintextBytes);
+        using var peer = new RemoteClient(to.Endpoint);
+        return ProtocolJson.Parse<DatasetReceipt>(await peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}",
+            new MemoryStream(dataset), dataset.Length, HeaderSha256(dataset), (identity.PartyId, identity.Key), TestContext.Current.CancellationToken), "receipt");
+    }
+
+    /// <summary>A dataset stream under <paramref name="keyId"/> version 1, sealed with a throwaway data key.</summary>
+    public static byte[] Dataset(string keyId, Guid datasetId, int plaintextBytes)
+    {
+        using var key = TwinSeal.Crypto.DataKey.Generate();
+        return TwinSeal.Crypto.DatasetStream.Encrypt(key, new TwinSeal.Crypto.DatasetStreamHeader(datasetId, keyId, 1), new byte[plaintextBytes]);
+    }
+
+    /// <summary>What a sender signs for a dataset upload: the SHA-256 of its stream header.</summary>
+    public static string HeaderSha256(byte[] dataset)
+        => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(dataset.AsSpan(0, TwinSeal.Crypto.DatasetStream.EncodedHeaderLength(TwinSeal.Crypto.DatasetStream.ReadHeader(dataset)))));
+
+    /// <summary>Every file in <paramref name="party"/>'s inbox that belongs to <paramref name="datasetId"/> (dataset, partial upload, sender record).</summary>
+    public IReadOnlyList<string> InboxFiles(string party, Guid datasetId)
+        => Directory.EnumerateFiles(Path.Combine(Work, party, "inbox"), $"{datasetId}*").ToList();
 
     public Task<ComputeResult> ComputeAsync(Guid datasetId) => Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(KeyId, datasetId, "subscribers"));
 
