@@ -47,7 +47,7 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly EnclaveProcess _enclave;
     private readonly KmsService? _hostedKms;
     private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
-    private readonly ConcurrentDictionary<string, ArrivalOrder> _arrivalOrders = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string KeyId, string From), ArrivalOrder> _arrivalOrders = new();
     private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
     private readonly ConcurrentDictionary<Guid, byte> _receiving = new();
     private readonly ResultsDirectory _resultsDirectory;
@@ -183,7 +183,9 @@ public sealed class PartyHost : IAsyncDisposable
             var cmd = HttpsLoopbackHost.ParseJson<ArrivalCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "arrival order");
             // Refused now rather than when the dataset arrives; the path is resolved again just before the write.
             if (cmd.OutputPath is not null) host()._resultsDirectory.Resolve(cmd.OutputPath);
-            host()._arrivalOrders[cmd.KeyId] = new ArrivalOrder(cmd.KeyId, cmd.OwnTable, cmd.OutputPath, null);
+            TwinSeal.Kms.Store.PartyRegistry.ValidateId(cmd.From);
+            if (cmd.From == identity.PartyId) throw KmsException.BadRequest("self-send", "An arrival order waits for the other party's dataset; this party cannot send to itself.");
+            host()._arrivalOrders[(cmd.KeyId, cmd.From)] = new ArrivalOrder(cmd.KeyId, cmd.From, cmd.OwnTable, cmd.OutputPath, null);
             return Results.Json(cmd, ProtocolJson.Options, statusCode: 202);
         });
         g.MapGet("/results/{id:guid}", (Guid id) =>
@@ -422,12 +424,13 @@ public sealed class PartyHost : IAsyncDisposable
             var partial = path + ".partial";
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             ArrivalOutcome? outcome = null;
+            // Only the sender the participant named can consume its order: anyone else's dataset is stored like any other.
+            var order = _arrivalOrders.TryRemove((header.KeyId, sender.PartyId), out var o) ? o with { KeyVersion = header.KeyVersion } : null;
             try
             {
                 await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                 {
                     var upload = new TeeReadStream(new ConcatReadStream(prefix, body), file, hash);
-                    var order = _arrivalOrders.TryRemove(header.KeyId, out var o) ? o with { KeyVersion = header.KeyVersion } : null;
                     if (order is null)
                         await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
                     else
@@ -443,6 +446,8 @@ public sealed class PartyHost : IAsyncDisposable
                 // Nothing half-received stays behind: the next attempt starts clean.
                 File.Delete(partial);
                 File.Delete(path + ".from");
+                // The order waits for a complete dataset: a failed upload leaves it for the sender's next attempt.
+                if (order is not null) _arrivalOrders.TryAdd((order.KeyId, order.From), order with { KeyVersion = null });
                 throw;
             }
             if (outcome is not null) _results[id] = outcome;
@@ -524,8 +529,8 @@ public sealed class PartyHost : IAsyncDisposable
     }
 }
 
-/// <summary>A participant's standing order: compute on the next dataset that arrives under this key, while it arrives.</summary>
-internal sealed record ArrivalOrder(string KeyId, string OwnTable, string? OutputPath, int? KeyVersion);
+/// <summary>A participant's standing order: compute on the next dataset that <c>From</c> sends under this key, while it arrives.</summary>
+internal sealed record ArrivalOrder(string KeyId, string From, string OwnTable, string? OutputPath, int? KeyVersion);
 
 /// <summary>The party that signed a peer upload, and the SHA-256 of the dataset header its signature covers.</summary>
 internal sealed record AuthenticatedPeer(string PartyId, string DatasetHeaderSha256);

@@ -211,7 +211,7 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
     [Fact]
     public async Task ArrivalOrder_ComputesWhileTheDatasetArrives_AndGivesTheSameResultAsComputingAfterwards()
     {
-        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers"));
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1"));
 
         var (id, inbox) = await f.SendAsync();
 
@@ -219,6 +219,44 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
         Assert.Equal(TwoPartyFixture.SharedRows, streamed.MatchCount);
         Assert.True(File.Exists(inbox));
         Assert.Equal(streamed.MatchCount, (await f.ComputeAsync(id)).MatchCount);
+    }
+
+    [Fact]
+    public async Task ArrivalOrder_IsNotConsumedByAnotherGranteesDataset_AndStillComputesOnTheNamedSendersDataset()
+    {
+        // Unlike the fixture's key, this one lets party 3 use it too: its upload passes the sender rule, but the order
+        // names party 1.
+        var key = (await f.Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("two senders"))).KeyId;
+        var e1 = await f.Control1.GetAsync<EnclaveDescription>("/enclave");
+        var e2 = await f.Control2.GetAsync<EnclaveDescription>("/enclave");
+        var policy = new AuthorityPolicy(
+            [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests)),
+             new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests)),
+             new UsageGrant(TwoPartyFixture.Outsider, new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests))],
+            ["party1", "party2"], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, "party2"));
+        var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
+        await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
+        using (var party3 = TwinSeal.Party.PartyIdentity.Load(Path.Combine(f.Work, TwoPartyFixture.Outsider)))
+        using (var kms = new TwinSeal.Party.KmsClient(f.Kms.Endpoint, party3.PartyId, party3.Key))
+            Assert.Equal("applied", (await kms.ApproveAsync(key, p.ProposalId, p.ProposalHash)).Status);
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(key, "subscribers", "party1"));
+
+        var fromParty3 = Guid.NewGuid();
+        await f.UploadAsAsync(TwoPartyFixture.Outsider, f.Party2, key, fromParty3);
+        var fromParty1 = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
+
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.GetAsync<ComputeResult>($"/results/{fromParty3}"));
+        Assert.Equal("result-not-found", e.Code);
+        Assert.True(File.Exists(Path.Combine(f.Work, "party2", "inbox", $"{fromParty3}.tsds")));
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.Control2.GetAsync<ComputeResult>($"/results/{fromParty1.DatasetId}")).MatchCount);
+    }
+
+    [Fact]
+    public async Task ArrivalOrder_WithoutTheSenderItWaitsFor_IsRefused()
+    {
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.PostAsync<ArrivalCommand>("/arrivals", new { keyId = f.KeyId, ownTable = "subscribers" }));
+
+        Assert.Equal(("malformed-request", 400), (e.Code, e.Status));
     }
 
     [Fact]

@@ -131,7 +131,7 @@ public sealed class ResultsPathTests(TwoPartyFixture f) : IClassFixture<TwoParty
     [InlineData("/tmp/escaped-order.csv")]
     public async Task ArrivalOrder_WithOutputPathOutsideResults_IsRefused(string outputPath)
     {
-        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", outputPath)));
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1", outputPath)));
 
         Assert.Equal(("path-outside-results", 400), (e.Code, e.Status));
     }
