@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using TwinSeal.Attestation.Sim;
@@ -32,6 +33,8 @@ public sealed class PartyHostOptions
     public int Port { get; init; }
     /// <summary>How to start the isolated area process.</summary>
     public required SelfLaunch Launch { get; init; }
+    /// <summary>What one sender may do to the peer API: upload size, uploads per minute, uploads at once.</summary>
+    public PeerUploadLimits PeerLimits { get; init; } = new();
 }
 
 /// <summary>
@@ -41,7 +44,9 @@ public sealed class PartyHostOptions
 /// </summary>
 public sealed class PartyHost : IAsyncDisposable
 {
-    private const long MaxDatasetBytes = 4L << 30;
+    // A table the participant loads into its own isolated area (control API); peer uploads have their own limit (PeerUploadLimits).
+    private const long MaxTableBytes = 4L << 30;
+    private const string PeerPrefix = "/peer/v1";
     private readonly WebApplication _app;
     private readonly PartyIdentity _identity;
     private readonly EnclaveProcess _enclave;
@@ -51,12 +56,14 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
     private readonly ConcurrentDictionary<Guid, byte> _receiving = new();
     private readonly ResultsDirectory _resultsDirectory;
+    private readonly PeerUploadLimits _limits;
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
 
-    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms)
+    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PeerUploadLimits limits)
     {
         _app = app;
+        _limits = limits;
         _identity = identity;
         _enclave = enclave;
         _hostedKms = hostedKms;
@@ -77,10 +84,12 @@ public sealed class PartyHost : IAsyncDisposable
     {
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
+        options.PeerLimits.Validate();
         var identity = PartyIdentity.Load(options.PartyDirectory);
         var enclave = await EnclaveProcess.StartAsync(options.Launch, options.DeviceDirectory, options.AppBundleDirectory, options.Tee).ConfigureAwait(false);
         var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
-        var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, MaxDatasetBytes);
+        var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, Math.Max(MaxTableBytes, options.PeerLimits.MaxUploadBytes));
+        options.PeerLimits.AddTo(builder.Services);
         KmsService? hostedKms = null;
         if (options.HostedKms is not null)
         {
@@ -89,17 +98,25 @@ public sealed class PartyHost : IAsyncDisposable
         }
         var app = builder.Build();
         app.UseProblemResponses();
+        PartyHost? host = null;
+        // Peer requests are authenticated from their headers before the rate limiter runs, so it can count per sender;
+        // an unauthenticated request never reaches it (or the body).
+        app.UseWhen(ctx => ctx.Request.Path.StartsWithSegments(PeerPrefix), peer => peer.Use(async (ctx, next) =>
+        {
+            ctx.Features.Set(await host!.AuthenticatePeerAsync(ctx.Request).ConfigureAwait(false));
+            await next(ctx).ConfigureAwait(false);
+        }));
+        app.UseRateLimiter();
         if (hostedKms is not null)
         {
             app.MapOpenApi();
             app.MapKms(hostedKms);
         }
-        PartyHost? host = null;
         MapControl(app, identity, () => host!);
         MapPeer(app, () => host!);
         await app.StartAsync().ConfigureAwait(false);
         var endpoint = HttpsLoopbackHost.Endpoint(app, cert);
-        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint);
+        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options.PeerLimits);
         Directory.CreateDirectory(host.InboxDirectory);
         Directory.CreateDirectory(host.TranscriptDirectory);
         Directory.CreateDirectory(host._resultsDirectory.Root);
@@ -169,7 +186,7 @@ public sealed class PartyHost : IAsyncDisposable
         {
             // CSV or Parquet, with an optional expected schema and skipBadRows: see TableLoadRequest for the query.
             var load = TableLoadRequest.From(name, req);
-            var file = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
+            var file = await HttpsLoopbackHost.ReadBodyAsync(req, MaxTableBytes);
             var (reply, _) = await host()._enclave.CallAsync(load, file);
             return Results.Json(reply.Loaded, ProtocolJson.Options);
         });
@@ -203,12 +220,9 @@ public sealed class PartyHost : IAsyncDisposable
 
     private static void MapPeer(WebApplication app, Func<PartyHost> host)
     {
-        var g = app.MapGroup("/peer/v1").WithTags("Peer");
-        g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id) =>
-        {
-            var sender = await host().AuthenticatePeerAsync(req);
-            return Results.Json(await host().ReceiveAsync(req, id, sender), ProtocolJson.Options);
-        });
+        var g = app.MapGroup(PeerPrefix).WithTags("Peer").RequireRateLimiting(PeerUploadLimits.Policy);
+        g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id)
+            => Results.Json(await host().ReceiveAsync(req, id, req.HttpContext.Features.GetRequiredFeature<AuthenticatedPeer>()), ProtocolJson.Options));
     }
 
     private async Task<EnclaveDescription> DescribeAsync()
@@ -409,7 +423,8 @@ public sealed class PartyHost : IAsyncDisposable
     private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, AuthenticatedPeer sender)
     {
         var length = req.ContentLength ?? throw new KmsException(411, "length-required", "A dataset upload must state its Content-Length.");
-        if (length > MaxDatasetBytes) throw new KmsException(413, "body-too-large", $"The dataset is larger than {MaxDatasetBytes} bytes.");
+        if (length > _limits.MaxUploadBytes)
+            throw new KmsException(413, "body-too-large", $"The dataset is {length} bytes; this host accepts at most {_limits.MaxUploadBytes} bytes per upload.");
         var body = new BoundedReadStream(req.Body, length);
         var prefix = new byte[(int)Math.Min(length, 4096)];
         await body.ReadExactlyAsync(prefix, req.HttpContext.RequestAborted).ConfigureAwait(false);

@@ -78,3 +78,149 @@ public sealed class SenderRuleTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
         Assert.Empty(f.InboxFiles("party2", inHeader));
     }
 }
+
+/// <summary>The two-party set-up with party 2's peer API limited tightly enough to reach every limit in a test.</summary>
+public sealed class PeerLimitsFixture : TwoPartyFixture
+{
+    public const long MaxUploadBytes = 64 * 1024;
+    public const int UploadsPerMinute = 8;
+
+    protected override PeerUploadLimits PeerLimits(string party)
+        => party == "party2" ? new PeerUploadLimits(MaxUploadBytes, UploadsPerMinute, ConcurrentUploads: 1) : base.PeerLimits(party);
+}
+
+/// <summary>
+/// Per-sender limits of the peer API (size, rate, uploads at once), enforced after the sender is authenticated and before
+/// the upload is read; party 2 runs with <see cref="PeerLimitsFixture"/>'s limits.
+/// </summary>
+public sealed class PeerLimitTests(PeerLimitsFixture f) : IClassFixture<PeerLimitsFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Upload_LargerThanTheLimit_IsRefusedWith413_AndNothingIsStored()
+    {
+        var id = Guid.NewGuid();
+
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.UploadAsAsync("party1", f.Party2, f.KeyId, id, plaintextBytes: (int)PeerLimitsFixture.MaxUploadBytes));
+
+        Assert.Equal(("body-too-large", 413), (e.Code, e.Status));
+        Assert.Contains($"at most {PeerLimitsFixture.MaxUploadBytes} bytes", e.Message, StringComparison.Ordinal);
+        Assert.Empty(f.InboxFiles("party2", id));
+    }
+
+    [Fact]
+    public async Task Uploads_BeyondThePerMinuteLimit_AreRefusedWith429_ForThatSenderOnly()
+    {
+        // Party 3 is outside the policy: its uploads are refused anyway, but each one still costs the receiver a
+        // signature check and a KMS read, so they count against its own limit and against nobody else's.
+        using var http = PinnedClient(f.Party2.Endpoint);
+        var answers = new List<HttpResponseMessage>();
+        try
+        {
+            for (var i = 0; i < 3 * PeerLimitsFixture.UploadsPerMinute && answers.LastOrDefault()?.StatusCode != System.Net.HttpStatusCode.TooManyRequests; i++)
+                answers.Add(await RawUploadAsync(http, TwoPartyFixture.Outsider, Guid.NewGuid()));
+
+            var limited = answers[^1];
+            Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, limited.StatusCode);
+            Assert.Equal("application/problem+json", limited.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("\"code\":\"rate-limited\"", await limited.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+            Assert.True(limited.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+            // The bucket refills one upload every 60/8 s: a slow run may get one more through, never many more.
+            Assert.InRange(answers.Count - 1, PeerLimitsFixture.UploadsPerMinute, PeerLimitsFixture.UploadsPerMinute + 2);
+            Assert.All(answers[..^1], a => Assert.Equal(System.Net.HttpStatusCode.Forbidden, a.StatusCode));
+        }
+        finally
+        {
+            foreach (var a in answers) a.Dispose();
+        }
+
+        var id = Guid.NewGuid();
+        Assert.Equal(id, (await f.UploadAsAsync("party1", f.Party2, f.KeyId, id)).DatasetId);
+    }
+
+    [Fact]
+    public async Task Upload_WhileTheSameSenderHasOneInProgress_IsRefusedWith429_AndTheSlotFreesWhenItEnds()
+    {
+        var slowId = Guid.NewGuid();
+        var dataset = TwoPartyFixture.Dataset(f.KeyId, slowId, 32 * 1024);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var identity = PartyIdentity.Load(Path.Combine(f.Work, "party1"));
+        using var peer = new RemoteClient(f.Party2.Endpoint);
+        // Half the dataset goes out, then the upload waits: the receiver has accepted it and is writing it to its inbox.
+        var slow = peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{slowId}", new GatedStream(dataset, dataset.Length / 2, gate.Task),
+            dataset.Length, TwoPartyFixture.HeaderSha256(dataset), (identity.PartyId, identity.Key), Ct);
+        try
+        {
+            var partial = Path.Combine(f.Work, "party2", "inbox", $"{slowId}.tsds.partial");
+            for (var waited = 0; !File.Exists(partial); waited += 20)
+            {
+                Assert.True(waited < 30_000, "the slow upload never reached the receiver's inbox");
+                Assert.False(slow.IsCompleted, "the slow upload ended before it was released");
+                await Task.Delay(20, Ct);
+            }
+
+            var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.UploadAsAsync("party1", f.Party2, f.KeyId, Guid.NewGuid()));
+
+            Assert.Equal(("rate-limited", 429), (e.Code, e.Status));
+            Assert.Contains("in progress", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            gate.SetResult();
+        }
+        Assert.Equal(dataset.Length, ProtocolJson.Parse<DatasetReceipt>(await slow, "receipt").Bytes);
+        var next = Guid.NewGuid();
+        Assert.Equal(next, (await f.UploadAsAsync("party1", f.Party2, f.KeyId, next)).DatasetId);
+    }
+
+    /// <summary>A signed upload sent with a plain client, so the test sees the whole response (status, headers, body).</summary>
+    private async Task<HttpResponseMessage> RawUploadAsync(HttpClient http, string party, Guid id)
+    {
+        using var identity = PartyIdentity.Load(Path.Combine(f.Work, party));
+        var dataset = TwoPartyFixture.Dataset(f.KeyId, id, 64);
+        var path = $"/peer/v1/datasets/{id}";
+        using var req = new HttpRequestMessage(HttpMethod.Put, f.Party2.Endpoint.Url + path) { Content = new ByteArrayContent(dataset) };
+        req.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        var headerSha256 = TwoPartyFixture.HeaderSha256(dataset);
+        RemoteClient.Sign(req, path, headerSha256, identity.PartyId, identity.Key);
+        req.Headers.Remove(TwinSeal.Protocol.SignedRequest.ContentHashHeader);
+        req.Headers.Add(TwinSeal.Protocol.SignedRequest.DatasetHeaderHashHeader, headerSha256);
+        return await http.SendAsync(req, Ct);
+    }
+
+    private static HttpClient PinnedClient(ServiceEndpoint ep)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
+        return new HttpClient(handler);
+    }
+
+    /// <summary>Yields <c>bytes</c>, pausing after the first <c>pauseAt</c> until <c>resume</c> completes.</summary>
+    private sealed class GatedStream(byte[] bytes, int pauseAt, Task resume) : Stream
+    {
+        private int _position;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_position == pauseAt) await resume.WaitAsync(cancellationToken);
+            var end = _position < pauseAt ? pauseAt : bytes.Length;
+            var n = Math.Min(buffer.Length, end - _position);
+            bytes.AsMemory(_position, n).CopyTo(buffer);
+            _position += n;
+            return n;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => bytes.Length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -10,7 +10,7 @@ namespace TwinSeal.EndToEnd.Tests;
 /// A KMS and two party hosts started in this process (each host still starts its isolated area as a separate
 /// process), with a key whose authority both parties set, and a table loaded on each side.
 /// </summary>
-public sealed class TwoPartyFixture : IAsyncLifetime
+public class TwoPartyFixture : IAsyncLifetime
 {
     public string Work { get; } = Path.Combine(Path.GetTempPath(), "twinseal-2p-" + Guid.NewGuid().ToString("N")[..8]);
     public KmsServer Kms { get; private set; } = null!;
@@ -62,7 +62,11 @@ public sealed class TwoPartyFixture : IAsyncLifetime
         AppBundleDirectory = CliUnderTest.AppBundle,
         Kms = Kms.Endpoint,
         Launch = CliUnderTest.Launch,
+        PeerLimits = PeerLimits(party),
     });
+
+    /// <summary>The per-sender limits of <paramref name="party"/>'s peer API: the defaults, unless a derived fixture tightens them.</summary>
+    protected virtual PeerUploadLimits PeerLimits(string party) => new();
 
     public string Token(string party) => File.ReadAllText(Path.Combine(Work, party, "control.token")).Trim();
 

@@ -89,7 +89,10 @@ public static class HttpsLoopbackHost
     /// <summary>Writes an RFC 9457 problem with a stable <c>code</c> member.</summary>
     public static Task WriteProblemAsync(HttpContext ctx, int status, string code, string detail, IDictionary<string, object?>? extra = null)
     {
+        // Clear() drops every header; a Retry-After set by whoever decided the status (503, 429) is part of the answer.
+        var retryAfter = ctx.Response.Headers.RetryAfter;
         ctx.Response.Clear();
+        if (retryAfter.Count > 0) ctx.Response.Headers.RetryAfter = retryAfter;
         ctx.Response.StatusCode = status;
         var body = new Dictionary<string, object?>
         {
@@ -115,6 +118,7 @@ public static class HttpsLoopbackHost
         410 => "Gone",
         413 => "Body too large",
         415 => "Unsupported media type",
+        429 => "Too many requests",
         503 => "Service unavailable",
         _ => status >= 500 ? "Service error" : "Request not accepted",
     };
