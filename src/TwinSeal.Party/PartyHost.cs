@@ -35,6 +35,12 @@ public sealed class PartyHostOptions
     public required SelfLaunch Launch { get; init; }
     /// <summary>What one sender may do to the peer API: upload size, uploads per minute, uploads at once.</summary>
     public PeerUploadLimits PeerLimits { get; init; } = new();
+    /// <summary>
+    /// What an upload is written through on its way into the inbox file (given that file's stream); the file itself by
+    /// default. The seam at which storage faults, such as a disk that fills up mid-upload, are reproduced without
+    /// filling a disk; the host's handling of them (remove the partial file, answer 507) is the same either way.
+    /// </summary>
+    public Func<Stream, Stream> InboxWriteStream { get; init; } = file => file;
 }
 
 /// <summary>
@@ -57,13 +63,15 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly ConcurrentDictionary<Guid, byte> _receiving = new();
     private readonly ResultsDirectory _resultsDirectory;
     private readonly PeerUploadLimits _limits;
+    private readonly Func<Stream, Stream> _inboxWriteStream;
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
 
-    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PeerUploadLimits limits)
+    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PartyHostOptions options)
     {
         _app = app;
-        _limits = limits;
+        _limits = options.PeerLimits;
+        _inboxWriteStream = options.InboxWriteStream;
         _identity = identity;
         _enclave = enclave;
         _hostedKms = hostedKms;
@@ -116,7 +124,7 @@ public sealed class PartyHost : IAsyncDisposable
         MapPeer(app, () => host!);
         await app.StartAsync().ConfigureAwait(false);
         var endpoint = HttpsLoopbackHost.Endpoint(app, cert);
-        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options.PeerLimits);
+        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options);
         Directory.CreateDirectory(host.InboxDirectory);
         Directory.CreateDirectory(host.TranscriptDirectory);
         Directory.CreateDirectory(host._resultsDirectory.Root);
@@ -445,11 +453,12 @@ public sealed class PartyHost : IAsyncDisposable
             {
                 await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                 {
-                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), file, hash);
+                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), _inboxWriteStream(file), hash);
                     if (order is null)
                         await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
                     else
                         outcome = await ComputeOnArrivalAsync(order, id, upload, length).ConfigureAwait(false);
+                    // A full disk can also show here, when buffered or delayed-allocation blocks are written out.
                     file.Flush(flushToDisk: true);
                 }
                 // Who sent it, recorded before the dataset appears, so an inbox dataset always has its sender beside it.
@@ -458,7 +467,8 @@ public sealed class PartyHost : IAsyncDisposable
             }
             catch
             {
-                // Nothing half-received stays behind: the next attempt starts clean.
+                // Nothing half-received stays behind (a full disk answers 507 through the problem middleware, not a
+                // half-written file): the next attempt starts clean.
                 File.Delete(partial);
                 File.Delete(path + ".from");
                 // The order waits for a complete dataset: a failed upload leaves it for the sender's next attempt.

@@ -224,3 +224,116 @@ public sealed class PeerLimitTests(PeerLimitsFixture f) : IClassFixture<PeerLimi
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
+
+/// <summary>The two-party set-up with party 2's inbox on a disk that can be made to fill up, as a real one does mid-write.</summary>
+public sealed class DiskFullFixture : TwoPartyFixture
+{
+    /// <summary>Bytes party 2's inbox still takes from the next upload on, before the disk reports full; null: no limit.</summary>
+    public long? InboxSpaceLeft { get; set; }
+
+    /// <summary>Bytes the last upload wrote to its inbox file before the disk was full.</summary>
+    public long WrittenBeforeFull { get; private set; }
+
+    protected override Func<Stream, Stream> InboxWriteStream(string party)
+        => party == "party2" ? file => InboxSpaceLeft is { } left ? new FillingDisk(file, left, n => WrittenBeforeFull = n) : file : base.InboxWriteStream(party);
+
+    /// <summary>Writes through to the file until <c>spaceLeft</c> is used up, then fails the way Linux reports ENOSPC, having written what fitted.</summary>
+    private sealed class FillingDisk(Stream file, long spaceLeft, Action<long> full) : Stream
+    {
+        private long _written;
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var fits = (int)Math.Min(buffer.Length, spaceLeft - _written);
+            await file.WriteAsync(buffer[..fits], cancellationToken);
+            _written += fits;
+            if (fits < buffer.Length)
+            {
+                full(_written);
+                throw new IOException("No space left on device", 28);
+            }
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        public override void Flush() => file.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>A receiver whose disk fills up while an upload is written answers 507 and keeps nothing of it.</summary>
+public sealed class DiskFullTests(DiskFullFixture f) : IClassFixture<DiskFullFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public void IsStorageFull_IsTrue_ForTheErrorTheKernelGivesWhenADeviceIsFull()
+    {
+        Assert.SkipUnless(File.Exists("/dev/full"), "needs /dev/full (Linux)");
+        // The injected fault below throws what this real write throws: the mapping is checked against the kernel, not against itself.
+        var e = Assert.Throws<IOException>(() =>
+        {
+            using var full = new FileStream("/dev/full", FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 1);
+            full.Write(new byte[64]);
+        });
+
+        Assert.True(TwinSeal.Kms.Http.HttpsLoopbackHost.IsStorageFull(e), $"HResult {e.HResult}: {e.Message}");
+        Assert.Equal(28, e.HResult);
+        Assert.False(TwinSeal.Kms.Http.HttpsLoopbackHost.IsStorageFull(new IOException("Broken pipe", 32)));
+    }
+
+    [Fact]
+    public async Task Upload_WhenTheInboxDiskFills_Answers507_AndLeavesNoPartialFile_AndTheSameDatasetCanBeSentAgain()
+    {
+        var id = Guid.NewGuid();
+        f.InboxSpaceLeft = 8 * 1024;
+        RemoteProblemException e;
+        try
+        {
+            e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.UploadAsAsync("party1", f.Party2, f.KeyId, id, plaintextBytes: 64 * 1024));
+        }
+        finally
+        {
+            f.InboxSpaceLeft = null;
+        }
+
+        Assert.Equal(("insufficient-storage", 507), (e.Code, e.Status));
+        Assert.Equal(8 * 1024, f.WrittenBeforeFull);
+        Assert.Empty(f.InboxFiles("party2", id));
+        Assert.Equal(id, (await f.UploadAsAsync("party1", f.Party2, f.KeyId, id, plaintextBytes: 64 * 1024)).DatasetId);
+    }
+
+    [Fact]
+    public async Task Upload_WhenTheDiskFillsWhileAnArrivalOrderComputes_Answers507_AndTheOrderAndTheIsolatedAreaStillServe()
+    {
+        // A table big enough that the isolated area is already decrypting when the disk fills.
+        var data = TwinSeal.Cli.Demo.DataGenerator.Generate(Path.Combine(f.Work, "big"), 2_000, 0.3, 11);
+        await f.Control1.PutAsync<LoadTableResult>("/tables/big", await File.ReadAllBytesAsync(data.Party1Csv, Ct));
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1"));
+        var inbox = Path.Combine(f.Work, "party2", "inbox");
+        var before = Directory.GetFiles(inbox).Length;
+        f.InboxSpaceLeft = 16 * 1024;
+        RemoteProblemException e;
+        try
+        {
+            e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(f.KeyId, "big", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint)));
+        }
+        finally
+        {
+            f.InboxSpaceLeft = null;
+        }
+
+        Assert.Equal("insufficient-storage", e.Code);
+        Assert.Equal(16 * 1024, f.WrittenBeforeFull);
+        Assert.Equal(before, Directory.GetFiles(inbox).Length);
+        var (id, _) = await f.SendAsync();
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.Control2.GetAsync<ComputeResult>($"/results/{id}")).MatchCount);
+    }
+}

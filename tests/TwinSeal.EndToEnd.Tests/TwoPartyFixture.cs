@@ -63,7 +63,11 @@ public class TwoPartyFixture : IAsyncLifetime
         Kms = Kms.Endpoint,
         Launch = CliUnderTest.Launch,
         PeerLimits = PeerLimits(party),
+        InboxWriteStream = InboxWriteStream(party),
     });
+
+    /// <summary>What <paramref name="party"/>'s host writes uploads through into its inbox file: the file itself, as by default, unless a derived fixture injects a fault.</summary>
+    protected virtual Func<Stream, Stream> InboxWriteStream(string party) => file => file;
 
     /// <summary>The per-sender limits of <paramref name="party"/>'s peer API: the defaults, unless a derived fixture tightens them.</summary>
     protected virtual PeerUploadLimits PeerLimits(string party) => new();
