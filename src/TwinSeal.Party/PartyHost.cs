@@ -284,7 +284,7 @@ public sealed class PartyHost : IAsyncDisposable
             if (receipt.Sha256 != Convert.ToHexStringLower(hash.GetHashAndReset()) || receipt.Bytes != length)
                 throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
             timings["send"] = sw.Elapsed.TotalMilliseconds;
-            return new SendTableResult(datasetId, reply.Manifest!.RowCount, length, new StageTimings(timings));
+            return new SendTableResult(datasetId, reply.Sealed!.Rows, length, new StageTimings(timings));
         }).ConfigureAwait(false);
     }
 
@@ -331,7 +331,7 @@ public sealed class PartyHost : IAsyncDisposable
             written = full;
             timings["write"] = sw.Elapsed.TotalMilliseconds;
         }
-        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.PeerRows, outcome.OwnRows, written, new StageTimings(timings));
+        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.OwnRows, written, new StageTimings(timings));
     }
 
     /// <summary>

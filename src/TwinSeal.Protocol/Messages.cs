@@ -272,9 +272,9 @@ public sealed record ArrivalCommand(string KeyId, string OwnTable, string From, 
 /// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party: a file inside the party folder's <c>results/</c> directory, relative to it.</param>
 public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath = null);
 
-/// <summary>The computation's released result.</summary>
+/// <summary>The computation's released result: what the output policy releases, and this party's own row count; nothing else of the other party's dataset.</summary>
 /// <param name="JoinedRowsPath">File the released table (joined rows or aggregates) was written to, when the policy released one.</param>
-public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
+public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
 
 /// <summary>Milliseconds per named stage.</summary>
 public sealed record StageTimings(IReadOnlyDictionary<string, double> Milliseconds);

@@ -41,6 +41,34 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     }
 
     [Fact]
+    public async Task SentDataset_LeavesNoPlaintextDigestSizeOrPeerRowCount_InEitherHostsAnswersOrFiles()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Party 1's table as loaded: the manifest inside the dataset carries its SHA-256 and byte size.
+        var table = await File.ReadAllBytesAsync(Path.Combine(f.Work, "data", "party1.csv"), ct);
+        var digest = System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(table)));
+        using var host1 = new RemoteClient(f.Party1.Endpoint);
+        using var host2 = new RemoteClient(f.Party2.Endpoint);
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1"));
+
+        var sent = await host1.SendAsync(HttpMethod.Post, "/control/v1/send", new SendTableCommand(f.KeyId, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint), bearer: f.Token("party1"), ct: ct);
+        var id = ProtocolJson.Parse<SendTableResult>(sent, "send").DatasetId;
+        var streamed = await host2.SendAsync(HttpMethod.Get, $"/control/v1/results/{id}", null, bearer: f.Token("party2"), ct: ct);
+        var computed = await host2.SendAsync(HttpMethod.Post, "/control/v1/compute", new ComputeCommand(f.KeyId, id, "subscribers"), bearer: f.Token("party2"), ct: ct);
+
+        Assert.Equal(TwoPartyFixture.SharedRows, ProtocolJson.Parse<ComputeResult>(computed, "compute").MatchCount);
+        foreach (var answer in new[] { sent, streamed, computed })
+        {
+            Assert.Equal(-1, answer.AsSpan().IndexOf(digest));
+            foreach (var member in new[] { "manifest", "sha256", "csvBytes", "peerRows", "rowCount" })
+                Assert.DoesNotContain($"\"{member}\"", System.Text.Encoding.UTF8.GetString(answer), StringComparison.OrdinalIgnoreCase);
+        }
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(f.Work, "party1"), "*", SearchOption.AllDirectories)
+                     .Concat(Directory.EnumerateFiles(Path.Combine(f.Work, "party2"), "*", SearchOption.AllDirectories)))
+            Assert.True((await File.ReadAllBytesAsync(file, ct)).AsSpan().IndexOf(digest) < 0, $"{file} holds the SHA-256 of party 1's table");
+    }
+
+    [Fact]
     public async Task UnsignedUpload_ToPeerApi_IsRefused()
     {
         using var http = PinnedClient(f.Party2.Endpoint);

@@ -135,7 +135,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string ap
                 File.Copy(rowsPath, kept, overwrite: true);
                 rowsPath = kept;
             }
-            progress.Line("", $"decrypted at {Rate(result.PeerRows, result.Timings, "decrypt")}, verified at {Rate(result.PeerRows, result.Timings, "verify")}, joined at {Rate(result.PeerRows + result.OwnRows, result.Timings, "compute")}");
+            // Party 2's host is not told how many rows party 1 sent; the demo plays both parties and knows it from party 1.
+            progress.Line("", $"decrypted at {Rate(sent.Rows, result.Timings, "decrypt")}, verified at {Rate(sent.Rows, result.Timings, "verify")}, joined at {Rate(sent.Rows + result.OwnRows, result.Timings, "compute")}");
             progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
 
             await Stage("attacks", "a tampered copy of party 1's app, and replays of a captured key-use request", async () =>
