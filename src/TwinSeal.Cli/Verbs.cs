@@ -175,10 +175,17 @@ public static class Verbs
         var hostKms = new Option<bool>("--host-kms") { Description = "Run the KMS inside this party's device." };
         var kmsData = new Option<string?>("--kms-data-dir") { Description = "With --host-kms: the KMS folder (default: <party folder>/kms)." };
         var port = new Option<int>("--port") { Description = "Loopback port (0 = any free port).", DefaultValueFactory = _ => 0 };
+        var limits = new PeerUploadLimits();
+        var maxUpload = new Option<long>("--max-upload-bytes") { Description = "Largest dataset one peer upload may carry (413 above).", DefaultValueFactory = _ => limits.MaxUploadBytes };
+        var perMinute = new Option<int>("--uploads-per-minute") { Description = "Peer uploads one sender may start per minute (429 above).", DefaultValueFactory = _ => limits.UploadsPerMinute };
+        var concurrent = new Option<int>("--concurrent-uploads") { Description = "Peer uploads one sender may have in progress at once (429 above).", DefaultValueFactory = _ => limits.ConcurrentUploads };
+        maxUpload.Validators.Add(r => { if (r.GetValue(maxUpload) < 1) r.AddError("--max-upload-bytes must be positive."); });
+        perMinute.Validators.Add(r => { if (r.GetValue(perMinute) < 1) r.AddError("--uploads-per-minute must be positive."); });
+        concurrent.Validators.Add(r => { if (r.GetValue(concurrent) < 1) r.AddError("--concurrent-uploads must be positive."); });
         var trust = new TrustOptions();
         var hostedAccess = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee };
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, hostKms, kmsData, port, acceptSim, partyTee, maxUpload, perMinute, concurrent };
         trust.AddTo(serve);
         hostedAccess.AddTo(serve);
         serve.Validators.Add(r =>
@@ -205,6 +212,7 @@ public static class Verbs
                 }) : null,
                 Port = pr.GetValue(port),
                 Tee = pr.GetValue(partyTee)!,
+                PeerLimits = new PeerUploadLimits(pr.GetValue(maxUpload), pr.GetValue(perMinute), pr.GetValue(concurrent)),
             };
             return await Guard(async () =>
             {

@@ -59,8 +59,10 @@ public sealed class EnclaveRuntime : IDisposable
                 {
                     await incoming.DrainAsync(ct).ConfigureAwait(false);
                     using var pending = PrepareEncryption(enc, out var manifest);
-                    // Everything that can fail has been checked: from here the reply streams, segment by segment.
-                    await EnclaveFrame.WriteHeaderAsync(output, ProtocolJson.Canonical(Ok() with { Manifest = manifest }), pending.Length, ct).ConfigureAwait(false);
+                    // Everything that can fail has been checked: from here the reply streams, segment by segment. The
+                    // manifest (the plaintext's digest and size) stays inside the stream; the host gets the id and row count.
+                    var sealedDataset = new SealedDataset(manifest.DatasetId, manifest.RowCount);
+                    await EnclaveFrame.WriteHeaderAsync(output, ProtocolJson.Canonical(Ok() with { Sealed = sealedDataset }), pending.Length, ct).ConfigureAwait(false);
                     try
                     {
                         await pending.WriteToAsync(output, ct).ConfigureAwait(false);
@@ -170,7 +172,8 @@ public sealed class EnclaveRuntime : IDisposable
         sw.Restart();
         var released = output.Rows is null ? [] : TableCsv.Write(output.Rows);
         timings["encode"] = sw.Elapsed.TotalMilliseconds;
-        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.MatchCount, peer.Rows.Count, own.Rows.Count, manifest, timings);
+        // Only what the output policy releases leaves, plus this party's own row count: not the peer's manifest or row count.
+        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.MatchCount, own.Rows.Count, timings);
         return (Ok() with { Outcome = outcome }, released);
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using TwinSeal.Enclave;
 using TwinSeal.Protocol;
@@ -80,23 +81,33 @@ public sealed class EnclaveProcess : IAsyncDisposable
     public Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, byte[]? body = null, CancellationToken ct = default)
         => CallAsync(command, body is null ? null : new MemoryStream(body, writable: false), body?.LongLength ?? 0, ct);
 
-    /// <summary>Sends one command whose body is copied from <paramref name="body"/> (exactly <paramref name="length"/> bytes) as it is read, so the isolated area can work on it while it still arrives.</summary>
+    /// <summary>
+    /// Sends one command whose body is copied from <paramref name="body"/> (exactly <paramref name="length"/> bytes) as it
+    /// is read, so the isolated area can work on it while it still arrives. If reading <paramref name="body"/> fails
+    /// (the upload it comes from broke off, the inbox copy hit a full disk), that failure is thrown once the isolated
+    /// area has answered, and the channel stays usable.
+    /// </summary>
     public async Task<(EnclaveReply Reply, byte[] Body)> CallAsync(EnclaveCommand command, Stream? body, long length, CancellationToken ct = default)
     {
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             if (_process.HasExited) throw Dead();
-            var header = ProtocolJson.Canonical(command);
+            var stdin = _process.StandardInput.BaseStream;
+            ExceptionDispatchInfo? sourceFailed;
             try
             {
-                await EnclaveFrame.WriteAsync(_process.StandardInput.BaseStream, header, body, length, ct).ConfigureAwait(false);
+                await EnclaveFrame.WriteHeaderAsync(stdin, ProtocolJson.Canonical(command), length, ct).ConfigureAwait(false);
+                sourceFailed = body is null ? null : await CopyBodyAsync(body, stdin, length, ct).ConfigureAwait(false);
+                await stdin.FlushAsync(ct).ConfigureAwait(false);
             }
             catch (IOException)
             {
                 throw Dead();
             }
             var frame = await EnclaveFrame.ReadAsync(_process.StandardOutput.BaseStream, ct).ConfigureAwait(false) ?? throw Dead();
+            // The isolated area answered a body that was cut short and padded; its answer is about that padding, not news.
+            sourceFailed?.Throw();
             var reply = ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply");
             if (!reply.Ok) throw new ProtocolException(reply.Error?.Code ?? "enclave-error", reply.Error?.Message ?? "The isolated area refused the command.");
             return (reply, frame.Body);
@@ -105,6 +116,44 @@ public sealed class EnclaveProcess : IAsyncDisposable
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Copies exactly <paramref name="length"/> bytes of <paramref name="body"/> into the channel. A failure to read the
+    /// body is returned, not thrown: the frame has announced <paramref name="length"/> bytes, so the rest is sent as
+    /// zeros, which the isolated area refuses as a damaged dataset while staying in step. A failure to write to the
+    /// channel (the process is gone) is thrown.
+    /// </summary>
+    private static async Task<ExceptionDispatchInfo?> CopyBodyAsync(Stream body, Stream channel, long length, CancellationToken ct)
+    {
+        var buffer = new byte[1 << 16];
+        long sent = 0;
+        ExceptionDispatchInfo? failed = null;
+        while (sent < length)
+        {
+            int n;
+            try
+            {
+                n = await body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - sent)), ct).ConfigureAwait(false);
+                if (n == 0) throw new EndOfStreamException($"The body ended after {sent} of {length} bytes.");
+            }
+            catch (Exception e)
+            {
+                failed = ExceptionDispatchInfo.Capture(e);
+                break;
+            }
+            await channel.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            sent += n;
+        }
+        if (failed is null) return null;
+        Array.Clear(buffer);
+        while (sent < length)
+        {
+            var n = (int)Math.Min(buffer.Length, length - sent);
+            await channel.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            sent += n;
+        }
+        return failed;
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using TwinSeal.Attestation.Sim;
@@ -30,6 +31,14 @@ public sealed class PartyHostOptions
     public KmsOptions? HostedKms { get; init; }
     /// <summary>Loopback port (0 = any free).</summary>
     public int Port { get; init; }
+    /// <summary>What one sender may do to the peer API: upload size, uploads per minute, uploads at once.</summary>
+    public PeerUploadLimits PeerLimits { get; init; } = new();
+    /// <summary>
+    /// What an upload is written through on its way into the inbox file (given that file's stream); the file itself by
+    /// default. The seam at which storage faults, such as a disk that fills up mid-upload, are reproduced without
+    /// filling a disk; the host's handling of them (remove the partial file, answer 507) is the same either way.
+    /// </summary>
+    public Func<Stream, Stream> InboxWriteStream { get; init; } = file => file;
 }
 
 /// <summary>
@@ -39,23 +48,32 @@ public sealed class PartyHostOptions
 /// </summary>
 public sealed class PartyHost : IAsyncDisposable
 {
-    private const long MaxDatasetBytes = 4L << 30;
+    // A table the participant loads into its own isolated area (control API); peer uploads have their own limit (PeerUploadLimits).
+    private const long MaxTableBytes = 4L << 30;
+    private const string PeerPrefix = "/peer/v1";
     private readonly WebApplication _app;
     private readonly PartyIdentity _identity;
     private readonly EnclaveProcess _enclave;
     private readonly KmsService? _hostedKms;
     private readonly ConcurrentDictionary<string, DateTimeOffset> _peerRequestIds = new();
-    private readonly ConcurrentDictionary<string, ArrivalOrder> _arrivalOrders = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string KeyId, string From), ArrivalOrder> _arrivalOrders = new();
     private readonly ConcurrentDictionary<Guid, ArrivalOutcome> _results = new();
+    private readonly ConcurrentDictionary<Guid, byte> _receiving = new();
+    private readonly ResultsDirectory _resultsDirectory;
+    private readonly PeerUploadLimits _limits;
+    private readonly Func<Stream, Stream> _inboxWriteStream;
     private KmsClient? _kmsClient;
     private EnclaveDescription? _description;
 
-    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms)
+    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PartyHostOptions options)
     {
         _app = app;
+        _limits = options.PeerLimits;
+        _inboxWriteStream = options.InboxWriteStream;
         _identity = identity;
         _enclave = enclave;
         _hostedKms = hostedKms;
+        _resultsDirectory = new ResultsDirectory(identity.Directory);
         Endpoint = endpoint;
         KmsEndpoint = kms;
     }
@@ -72,10 +90,12 @@ public sealed class PartyHost : IAsyncDisposable
     {
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
+        options.PeerLimits.Validate();
         var identity = PartyIdentity.Load(options.PartyDirectory);
         var enclave = await EnclaveProcess.StartAsync(options.EnclaveImageDirectory, options.DeviceDirectory, options.Tee).ConfigureAwait(false);
         var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
-        var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, MaxDatasetBytes);
+        var builder = HttpsLoopbackHost.CreateBuilder(cert, options.Port, Math.Max(MaxTableBytes, options.PeerLimits.MaxUploadBytes));
+        options.PeerLimits.AddTo(builder.Services);
         KmsService? hostedKms = null;
         if (options.HostedKms is not null)
         {
@@ -84,19 +104,28 @@ public sealed class PartyHost : IAsyncDisposable
         }
         var app = builder.Build();
         app.UseProblemResponses();
+        PartyHost? host = null;
+        // Peer requests are authenticated from their headers before the rate limiter runs, so it can count per sender;
+        // an unauthenticated request never reaches it (or the body).
+        app.UseWhen(ctx => ctx.Request.Path.StartsWithSegments(PeerPrefix), peer => peer.Use(async (ctx, next) =>
+        {
+            ctx.Features.Set(await host!.AuthenticatePeerAsync(ctx.Request).ConfigureAwait(false));
+            await next(ctx).ConfigureAwait(false);
+        }));
+        app.UseRateLimiter();
         if (hostedKms is not null)
         {
             app.MapOpenApi();
             app.MapKms(hostedKms);
         }
-        PartyHost? host = null;
         MapControl(app, identity, () => host!);
         MapPeer(app, () => host!);
         await app.StartAsync().ConfigureAwait(false);
         var endpoint = HttpsLoopbackHost.Endpoint(app, cert);
-        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint);
+        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options);
         Directory.CreateDirectory(host.InboxDirectory);
         Directory.CreateDirectory(host.TranscriptDirectory);
+        Directory.CreateDirectory(host._resultsDirectory.Root);
         ServiceEndpointFile.Write(options.PartyDirectory, endpoint);
         // The hosted KMS is reached at this host's endpoint; its operator finds it, next to the admin token, in the KMS folder.
         if (options.HostedKms is { } hosted) ServiceEndpointFile.Write(hosted.DataDirectory, endpoint);
@@ -171,7 +200,7 @@ public sealed class PartyHost : IAsyncDisposable
         {
             // CSV or Parquet, with an optional expected schema and skipBadRows: see TableLoadRequest for the query.
             var load = TableLoadRequest.From(name, req);
-            var file = await HttpsLoopbackHost.ReadBodyAsync(req, MaxDatasetBytes);
+            var file = await HttpsLoopbackHost.ReadBodyAsync(req, MaxTableBytes);
             var (reply, _) = await host()._enclave.CallAsync(load, file);
             return Results.Json(reply.Loaded, ProtocolJson.Options);
         });
@@ -183,7 +212,11 @@ public sealed class PartyHost : IAsyncDisposable
         g.MapPost("/arrivals", async (HttpRequest req) =>
         {
             var cmd = HttpsLoopbackHost.ParseJson<ArrivalCommand>(req, await HttpsLoopbackHost.ReadBodyAsync(req, 64 * 1024), "arrival order");
-            host()._arrivalOrders[cmd.KeyId] = new ArrivalOrder(cmd.KeyId, cmd.OwnTable, cmd.OutputPath, null);
+            // Refused now rather than when the dataset arrives; the path is resolved again just before the write.
+            if (cmd.OutputPath is not null) host()._resultsDirectory.Resolve(cmd.OutputPath);
+            TwinSeal.Kms.Store.PartyRegistry.ValidateId(cmd.From);
+            if (cmd.From == identity.PartyId) throw KmsException.BadRequest("self-send", "An arrival order waits for the other party's dataset; this party cannot send to itself.");
+            host()._arrivalOrders[(cmd.KeyId, cmd.From)] = new ArrivalOrder(cmd.KeyId, cmd.From, cmd.OwnTable, cmd.OutputPath, null);
             return Results.Json(cmd, ProtocolJson.Options, statusCode: 202);
         });
         g.MapGet("/results/{id:guid}", (Guid id) =>
@@ -201,12 +234,9 @@ public sealed class PartyHost : IAsyncDisposable
 
     private static void MapPeer(WebApplication app, Func<PartyHost> host)
     {
-        var g = app.MapGroup("/peer/v1").WithTags("Peer");
-        g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id) =>
-        {
-            var (sender, bodyHash) = await host().AuthenticatePeerAsync(req);
-            return Results.Json(await host().ReceiveAsync(req, id, sender, bodyHash), ProtocolJson.Options);
-        });
+        var g = app.MapGroup(PeerPrefix).WithTags("Peer").RequireRateLimiting(PeerUploadLimits.Policy);
+        g.MapPut("/datasets/{id:guid}", async (HttpRequest req, Guid id)
+            => Results.Json(await host().ReceiveAsync(req, id, req.HttpContext.Features.GetRequiredFeature<AuthenticatedPeer>()), ProtocolJson.Options));
     }
 
     private async Task<EnclaveDescription> DescribeAsync()
@@ -260,12 +290,14 @@ public sealed class PartyHost : IAsyncDisposable
             if (receipt.Sha256 != Convert.ToHexStringLower(hash.GetHashAndReset()) || receipt.Bytes != length)
                 throw new ProtocolException("peer-receipt-mismatch", "The peer acknowledged different bytes than were sent.");
             timings["send"] = sw.Elapsed.TotalMilliseconds;
-            return new SendTableResult(datasetId, reply.Manifest!.RowCount, length, new StageTimings(timings));
+            return new SendTableResult(datasetId, reply.Sealed!.Rows, length, new StageTimings(timings));
         }).ConfigureAwait(false);
     }
 
     private async Task<ComputeResult> ComputeAsync(ComputeCommand cmd)
     {
+        // Refused before the key is asked for; the path is resolved again just before the write.
+        if (cmd.OutputPath is not null) _resultsDirectory.Resolve(cmd.OutputPath);
         var path = Path.Combine(InboxDirectory, $"{cmd.DatasetId}.tsds");
         if (!File.Exists(path)) throw KmsException.NotFound("dataset-not-found", $"No dataset {cmd.DatasetId} has been received.");
         await using var ciphertext = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
@@ -289,8 +321,8 @@ public sealed class PartyHost : IAsyncDisposable
         return await FinishComputeAsync(cmd.DatasetId, reply.Outcome!, rows, cmd.OutputPath, timings).ConfigureAwait(false);
     }
 
-    /// <summary>Writes what the policy released (if anything, and if the participant named a file) and assembles the result.</summary>
-    private static async Task<ComputeResult> FinishComputeAsync(Guid datasetId, ComputationOutcome outcome, byte[] rows, string? outputPath, Dictionary<string, double> timings)
+    /// <summary>Writes what the policy released (if anything, and if the participant named a file inside the results directory) and assembles the result.</summary>
+    private async Task<ComputeResult> FinishComputeAsync(Guid datasetId, ComputationOutcome outcome, byte[] rows, string? outputPath, Dictionary<string, double> timings)
     {
         foreach (var (k, v) in outcome.Milliseconds) timings[k] = v;
         string? written = null;
@@ -298,14 +330,14 @@ public sealed class PartyHost : IAsyncDisposable
         if (rows.Length > 0 && outputPath is not null)
         {
             var sw = Stopwatch.StartNew();
-            var full = Path.GetFullPath(outputPath);
+            var full = _resultsDirectory.Resolve(outputPath);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             // The enclave releases CSV; a .parquet output file gets the same rows as Parquet (TableOutput).
             await WriteDurablyAsync(full, await Enclave.TableOutput.EncodeAsync(full, rows).ConfigureAwait(false)).ConfigureAwait(false);
             written = full;
             timings["write"] = sw.Elapsed.TotalMilliseconds;
         }
-        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.PeerRows, outcome.OwnRows, written, new StageTimings(timings));
+        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.OwnRows, written, new StageTimings(timings));
     }
 
     /// <summary>
@@ -313,7 +345,7 @@ public sealed class PartyHost : IAsyncDisposable
     /// dataset's stream header, which the caller compares with the first bytes of the body; the rest is authenticated by
     /// the dataset's AEAD in the isolated area.
     /// </summary>
-    private async Task<(string PartyId, string BodyHash)> AuthenticatePeerAsync(HttpRequest req)
+    private async Task<AuthenticatedPeer> AuthenticatePeerAsync(HttpRequest req)
     {
         var partyId = req.Headers[SignedRequest.PartyHeader].ToString();
         if (partyId.Length == 0 || new[] { SignedRequest.TimestampHeader, SignedRequest.RequestIdHeader, SignedRequest.SignatureHeader, SignedRequest.DatasetHeaderHashHeader }.Any(h => req.Headers[h].Count != 1))
@@ -324,7 +356,7 @@ public sealed class PartyHost : IAsyncDisposable
         PartyInfo peer;
         try
         {
-            peer = await Kms.GetPartyAsync(partyId).ConfigureAwait(false);
+            peer = await AskKmsAsync(() => Kms.GetPartyAsync(partyId)).ConfigureAwait(false);
         }
         catch (RemoteProblemException e) when (e.Status == 404)
         {
@@ -351,79 +383,128 @@ public sealed class PartyHost : IAsyncDisposable
         if (requestId.Length is < 16 or > 64 || !_peerRequestIds.TryAdd(partyId + "/" + requestId, now))
             throw KmsException.Unauthenticated("replayed-request", "This peer request id was already used.");
         if (partyId == _identity.PartyId) throw KmsException.Forbidden("self-send", "A party cannot send a dataset to itself.");
-        return (partyId, bodyHash);
+        return new AuthenticatedPeer(partyId, bodyHash);
     }
 
     /// <summary>
-    /// Receives a dataset as it streams in: written to the inbox (durably, renamed into place only once complete and
-    /// matching the signed hash) and, when the participant left an arrival order for its key, fed at the same time into
-    /// the isolated area, which decrypts and verifies segment by segment while the sender is still sending.
+    /// The sender rule, on the key's current authority as the KMS holds it: the sender must have a usage grant (only a
+    /// grantee's isolated area can get the key to make a dataset under it), and this party must be the output's
+    /// recipient (only the recipient's isolated area runs the computation, so a dataset anywhere else is of no use).
     /// </summary>
-    private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, string sender, string declaredHash)
+    /// <remarks>
+    /// An unknown key, a key without authority, an authority this party may not read and a sender without a grant all get
+    /// the same refusal, which names nothing from the policy: a party outside it learns nothing, not even whether the key
+    /// exists. Only a grantee, who can read the policy anyway, is told that this party is not the recipient.
+    /// </remarks>
+    private async Task AuthoriseSenderAsync(string keyId, string sender)
     {
-        var length = req.ContentLength ?? throw new KmsException(411, "length-required", "A dataset upload must state its Content-Length.");
-        if (length > MaxDatasetBytes) throw new KmsException(413, "body-too-large", $"The dataset is larger than {MaxDatasetBytes} bytes.");
-        var path = Path.Combine(InboxDirectory, $"{id}.tsds");
-        if (File.Exists(path)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
-        var partial = path + ".partial";
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var refused = KmsException.Forbidden("sender-not-authorised", $"Party '{sender}' may not send datasets under key '{keyId}' to this party.");
+        AuthorityInfo authority;
         try
         {
-            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                var incoming = new TeeReadStream(new BoundedReadStream(req.Body, length), file, hash);
-                var prefix = new byte[(int)Math.Min(length, 4096)];
-                await incoming.ReadExactlyAsync(prefix).ConfigureAwait(false);
-                CheckSignedHeader(prefix, declaredHash);
-                var rest = new ConcatReadStream(prefix, incoming);
-                var order = TryTakeArrivalOrder(prefix);
-                if (order is null)
-                    await rest.CopyToAsync(Stream.Null).ConfigureAwait(false);
-                else
-                    _results[id] = await ComputeOnArrivalAsync(order, id, rest, length).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-            }
+            authority = await AskKmsAsync(() => Kms.GetAuthorityAsync(keyId)).ConfigureAwait(false);
         }
-        catch
+        catch (RemoteProblemException e) when (e.Status is 401 or 403 or 404)
         {
-            // Nothing half-received stays behind: the next attempt starts clean.
-            File.Delete(partial);
-            throw;
+            throw refused;
         }
-        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        File.Move(partial, path);
-        await File.WriteAllTextAsync(path + ".from", sender).ConfigureAwait(false);
-        return new DatasetReceipt(id, length, actual);
+        var policy = authority.Policy;
+        if (!policy.Usage.Any(g => string.Equals(g.PartyId, sender, StringComparison.Ordinal))) throw refused;
+        if (!string.Equals(policy.Output.Recipient, _identity.PartyId, StringComparison.Ordinal))
+            throw KmsException.Forbidden("not-the-recipient", $"Key '{keyId}' releases its results to '{policy.Output.Recipient}', not to this party ('{_identity.PartyId}'): a dataset under it cannot be used here.");
+    }
+
+    /// <summary>A KMS read on behalf of a peer request: a KMS that cannot answer is this host's problem (503), not the sender's.</summary>
+    private static async Task<T> AskKmsAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read().ConfigureAwait(false);
+        }
+        catch (RemoteProblemException e) when (e.Status is 0 or >= 500)
+        {
+            throw new KmsException(503, "kms-unavailable", $"This host cannot check the upload with its KMS right now ({e.Code}); nothing was stored. Retry later.");
+        }
+    }
+
+    /// <summary>
+    /// Receives a dataset as it streams in. The signed dataset header is read into memory and every check runs on it
+    /// (header hash, dataset id, sender rule) before a byte reaches the inbox. Then the upload is written to the inbox
+    /// (durably, renamed into place only once complete) and, when the participant left an arrival order for its key,
+    /// fed at the same time into the isolated area, which decrypts and verifies segment by segment while the sender is
+    /// still sending.
+    /// </summary>
+    private async Task<DatasetReceipt> ReceiveAsync(HttpRequest req, Guid id, AuthenticatedPeer sender)
+    {
+        var length = req.ContentLength ?? throw new KmsException(411, "length-required", "A dataset upload must state its Content-Length.");
+        if (length > _limits.MaxUploadBytes)
+            throw new KmsException(413, "body-too-large", $"The dataset is {length} bytes; this host accepts at most {_limits.MaxUploadBytes} bytes per upload.");
+        var body = new BoundedReadStream(req.Body, length);
+        var prefix = new byte[(int)Math.Min(length, 4096)];
+        await body.ReadExactlyAsync(prefix, req.HttpContext.RequestAborted).ConfigureAwait(false);
+        var header = ReadSignedHeader(prefix, sender.DatasetHeaderSha256);
+        if (header.DatasetId != id)
+            throw KmsException.BadRequest("dataset-id-mismatch", $"The upload names dataset {id}, its signed header dataset {header.DatasetId}.");
+        await AuthoriseSenderAsync(header.KeyId, sender.PartyId).ConfigureAwait(false);
+        var path = Path.Combine(InboxDirectory, $"{id}.tsds");
+        if (File.Exists(path) || !_receiving.TryAdd(id, 0)) throw KmsException.Conflict("dataset-exists", $"Dataset {id} was already received.");
+        try
+        {
+            var partial = path + ".partial";
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            ArrivalOutcome? outcome = null;
+            // Only the sender the participant named can consume its order: anyone else's dataset is stored like any other.
+            var order = _arrivalOrders.TryRemove((header.KeyId, sender.PartyId), out var o) ? o with { KeyVersion = header.KeyVersion } : null;
+            try
+            {
+                await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                {
+                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), _inboxWriteStream(file), hash);
+                    if (order is null)
+                        await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
+                    else
+                        outcome = await ComputeOnArrivalAsync(order, id, upload, length).ConfigureAwait(false);
+                    // A full disk can also show here, when buffered or delayed-allocation blocks are written out.
+                    file.Flush(flushToDisk: true);
+                }
+                // Who sent it, recorded before the dataset appears, so an inbox dataset always has its sender beside it.
+                await WriteDurablyAsync(path + ".from", System.Text.Encoding.UTF8.GetBytes(sender.PartyId)).ConfigureAwait(false);
+                File.Move(partial, path);
+            }
+            catch
+            {
+                // Nothing half-received stays behind (a full disk answers 507 through the problem middleware, not a
+                // half-written file): the next attempt starts clean.
+                File.Delete(partial);
+                File.Delete(path + ".from");
+                // The order waits for a complete dataset: a failed upload leaves it for the sender's next attempt.
+                if (order is not null) _arrivalOrders.TryAdd((order.KeyId, order.From), order with { KeyVersion = null });
+                throw;
+            }
+            if (outcome is not null) _results[id] = outcome;
+            return new DatasetReceipt(id, length, Convert.ToHexStringLower(hash.GetHashAndReset()));
+        }
+        finally
+        {
+            _receiving.TryRemove(id, out _);
+        }
     }
 
     /// <summary>The upload must start with the dataset header the sender signed; otherwise nothing is stored.</summary>
-    private static void CheckSignedHeader(byte[] prefix, string declaredHash)
+    private static DatasetStreamHeader ReadSignedHeader(byte[] prefix, string declaredHash)
     {
-        int headerLength;
+        DatasetStreamHeader header;
         try
         {
-            headerLength = DatasetStream.EncodedHeaderLength(DatasetStream.ReadHeader(prefix));
+            header = DatasetStream.ReadHeader(prefix);
         }
         catch (DatasetIntegrityException e)
         {
             throw KmsException.BadRequest("dataset-rejected", $"The upload does not start with a dataset header: {e.Reason}");
         }
-        if (Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, headerLength))) != declaredHash)
+        if (Convert.ToHexStringLower(SHA256.HashData(prefix.AsSpan(0, DatasetStream.EncodedHeaderLength(header)))) != declaredHash)
             throw KmsException.BadRequest("dataset-header-mismatch", "The dataset header received differs from the one the sender signed.");
-    }
-
-    private ArrivalOrder? TryTakeArrivalOrder(byte[] prefix)
-    {
-        try
-        {
-            var header = DatasetStream.ReadHeader(prefix);
-            return _arrivalOrders.TryRemove(header.KeyId, out var order) ? order with { KeyVersion = header.KeyVersion } : null;
-        }
-        catch (DatasetIntegrityException)
-        {
-            // Not a readable dataset header: stored as received; the isolated area will say what is wrong with it.
-            return null;
-        }
+        return header;
     }
 
     private async Task<ArrivalOutcome> ComputeOnArrivalAsync(ArrivalOrder order, Guid id, Stream ciphertext, long length)
@@ -445,16 +526,26 @@ public sealed class PartyHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Write-then-rename with fsync, so a crash leaves either the whole file or none.</summary>
+    /// <summary>Write-then-rename with fsync, so a crash or a full disk leaves either the whole file or none.</summary>
     private static async Task WriteDurablyAsync(string path, byte[] bytes)
     {
-        var tmp = path + ".partial";
-        await using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        // A fresh name opened with CreateNew: a link planted under the temporary name is not followed; the rename
+        // replaces whatever is at the final name (a link included) instead of writing through it.
+        var tmp = $"{path}.{Guid.NewGuid():N}.partial";
+        try
         {
-            await fs.WriteAsync(bytes).ConfigureAwait(false);
-            fs.Flush(flushToDisk: true);
+            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await fs.WriteAsync(bytes).ConfigureAwait(false);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
         }
-        File.Move(tmp, path, overwrite: true);
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
     }
 
     /// <inheritdoc />
@@ -469,8 +560,11 @@ public sealed class PartyHost : IAsyncDisposable
     }
 }
 
-/// <summary>A participant's standing order: compute on the next dataset that arrives under this key, while it arrives.</summary>
-internal sealed record ArrivalOrder(string KeyId, string OwnTable, string? OutputPath, int? KeyVersion);
+/// <summary>A participant's standing order: compute on the next dataset that <c>From</c> sends under this key, while it arrives.</summary>
+internal sealed record ArrivalOrder(string KeyId, string From, string OwnTable, string? OutputPath, int? KeyVersion);
+
+/// <summary>The party that signed a peer upload, and the SHA-256 of the dataset header its signature covers.</summary>
+internal sealed record AuthenticatedPeer(string PartyId, string DatasetHeaderSha256);
 
 /// <summary>What a computation on arrival produced: a result, or the isolated area's refusal.</summary>
 internal sealed record ArrivalOutcome(ComputeResult? Result, EnclaveError? Error);

@@ -33,7 +33,7 @@ public sealed record LoadTable(
 /// <summary>S15–S16: produce evidence binding <paramref name="Nonce"/> and the ephemeral public key.</summary>
 public sealed record Attest(byte[] Nonce) : EnclaveCommand;
 
-/// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply body: the encrypted dataset, streamed segment by segment as it is sealed (its length is known up front).</summary>
+/// <summary>S22–S24: unwrap the released key, encrypt the table as dataset <paramref name="DatasetId"/>, wipe the key. Reply: <see cref="SealedDataset"/>; body: the encrypted dataset, streamed segment by segment as it is sealed (its length is known up front).</summary>
 public sealed record EncryptTable(string Table, KeyUseResponse Key, Guid DatasetId) : EnclaveCommand;
 
 /// <summary>S32–S36: unwrap the key, decrypt and verify the dataset in the frame body, run the policy's computation with <paramref name="OwnTable"/>. Reply body: released rows as CSV, if any.
@@ -42,21 +42,29 @@ public sealed record ComputeOnDataset(string OwnTable, KeyUseResponse Key, Guid 
 
 /// <summary>The isolated area's reply header.</summary>
 /// <param name="Error">Set when the command failed: a stable code and a message.</param>
-public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, DatasetManifest? Manifest = null, ComputationOutcome? Outcome = null);
+public sealed record EnclaveReply(bool Ok, EnclaveError? Error = null, EnclaveDescription? Description = null, LoadTableResult? Loaded = null, Evidence? Evidence = null, SealedDataset? Sealed = null, ComputationOutcome? Outcome = null);
 
 /// <summary>Why a command failed inside the isolated area.</summary>
 public sealed record EnclaveError(string Code, string Message);
 
 /// <summary>
-/// Describes an encrypted dataset; travels inside the authenticated stream, before the CSV bytes
-/// (plaintext = u32 BE manifest length ‖ manifest JSON ‖ CSV).
+/// Describes an encrypted dataset; travels only inside the authenticated stream, before the CSV bytes
+/// (plaintext = u32 BE manifest length ‖ manifest JSON ‖ CSV). It never leaves an isolated area: its digest and size
+/// of the plaintext would let a host confirm a guess of the other party's whole table.
 /// </summary>
 /// <param name="SenderMeasurement">Measurement of the app that encrypted it.</param>
 /// <param name="Sha256">Lower-case hex SHA-256 of the CSV bytes.</param>
 public sealed record DatasetManifest(Guid DatasetId, string SenderParty, string SenderMeasurement, IReadOnlyList<string> Schema, long RowCount, string Sha256, long CsvBytes);
 
-/// <summary>What the computation released.</summary>
-public sealed record ComputationOutcome(string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, DatasetManifest PeerManifest, IReadOnlyDictionary<string, double> Milliseconds);
+/// <summary>What the sender's host learns of a dataset its isolated area sealed: the id, and the row count of its own table (which it loaded). Not the manifest.</summary>
+public sealed record SealedDataset(Guid DatasetId, long Rows);
+
+/// <summary>
+/// What the computation released, and nothing about the other party's dataset beyond it: no manifest, no row count. The
+/// receiving host already knows the dataset id, key and sender from the upload.
+/// </summary>
+/// <param name="OwnRows">Rows of this party's own table.</param>
+public sealed record ComputationOutcome(string Computation, ResultKind Result, long MatchCount, long OwnRows, IReadOnlyDictionary<string, double> Milliseconds);
 
 /// <summary>Reads and writes channel frames.</summary>
 public static class EnclaveFrame

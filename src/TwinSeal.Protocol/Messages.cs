@@ -281,18 +281,21 @@ public sealed record SendTableCommand(string KeyId, string Table, string PeerUrl
 public sealed record SendTableResult(Guid DatasetId, long Rows, long CiphertextBytes, StageTimings Timings);
 
 /// <summary>
-/// Receiver side, streamed: compute on the next dataset that arrives under <paramref name="KeyId"/> while it arrives (the
-/// isolated area decrypts and verifies each segment as it comes in). The result is read with GET /control/v1/results/{datasetId}.
+/// Receiver side, streamed: compute on the next dataset that <paramref name="From"/> sends under <paramref name="KeyId"/>
+/// while it arrives (the isolated area decrypts and verifies each segment as it comes in). The result is read with
+/// GET /control/v1/results/{datasetId}.
 /// </summary>
-public sealed record ArrivalCommand(string KeyId, string OwnTable, string? OutputPath = null);
+/// <param name="From">The party whose dataset the order waits for (the upload's authenticated sender); a dataset from anyone else never consumes it.</param>
+/// <param name="OutputPath">Where the host writes released rows: a file inside the party folder's <c>results/</c> directory, relative to it.</param>
+public sealed record ArrivalCommand(string KeyId, string OwnTable, string From, string? OutputPath = null);
 
 /// <summary>Receiver side of a round (S26–S36): attest, get the key, decrypt and verify the peer's dataset, compute under the output policy.</summary>
-/// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party.</param>
+/// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party: a file inside the party folder's <c>results/</c> directory, relative to it.</param>
 public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath = null);
 
-/// <summary>The computation's released result.</summary>
+/// <summary>The computation's released result: what the output policy releases, and this party's own row count; nothing else of the other party's dataset.</summary>
 /// <param name="JoinedRowsPath">File the released table (joined rows or aggregates) was written to, when the policy released one.</param>
-public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
+public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
 
 /// <summary>Milliseconds per named stage.</summary>
 public sealed record StageTimings(IReadOnlyDictionary<string, double> Milliseconds);

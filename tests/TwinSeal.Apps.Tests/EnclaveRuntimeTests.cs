@@ -76,12 +76,18 @@ internal sealed class EnclaveConnection : IAsyncDisposable
 
     public async Task<(EnclaveReply Reply, byte[] Body)> SendRawAsync(byte[] header, byte[]? body = null)
     {
+        var frame = await ExchangeAsync(header, body);
+        return (ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply"), frame.Body);
+    }
+
+    /// <summary>Sends a command and returns the reply frame as the host receives it: header bytes and body.</summary>
+    public async Task<(byte[] Header, byte[] Body)> ExchangeAsync(byte[] header, byte[]? body = null)
+    {
         var ct = TestContext.Current.CancellationToken;
         body ??= [];
         await EnclaveFrame.WriteAsync(_write, header, new MemoryStream(body), body.Length, ct);
-        var frame = await EnclaveFrame.ReadAsync(_read, ct).WaitAsync(TimeSpan.FromSeconds(20), ct)
+        return await EnclaveFrame.ReadAsync(_read, ct).WaitAsync(TimeSpan.FromSeconds(20), ct)
             ?? throw new InvalidOperationException("The enclave closed the channel instead of replying.");
-        return (ProtocolJson.Parse<EnclaveReply>(frame.Header, "enclave reply"), frame.Body);
     }
 
     public async Task<EnclaveDescription> DescribeAsync()
@@ -265,7 +271,7 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         var release = Releases.Release(key, d.EnclavePublicKey, Releases.Policy([d.Measurement], [d.Measurement]), "party1");
         var (reply, _) = await Ok(enclave.SendAsync(new EncryptTable("t", release, Guid.NewGuid())));
 
-        Assert.Equal(2, reply.Manifest!.RowCount);
+        Assert.Equal(2, reply.Sealed!.Rows);
     }
 
     // ---- malformed commands ----
@@ -383,9 +389,7 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         await Ok(pair.Party1.SendAsync(new LoadTable("mine"), Party1Csv));
         var id = Guid.NewGuid();
         var (reply, ciphertext) = await Ok(pair.Party1.SendAsync(new EncryptTable("mine", Releases.Release(key, pair.D1.EnclavePublicKey, policy, "party1"), id)));
-        Assert.Equal(id, reply.Manifest!.DatasetId);
-        Assert.Equal("party1", reply.Manifest.SenderParty);
-        Assert.Equal(pair.D1.Measurement, reply.Manifest.SenderMeasurement);
+        Assert.Equal(new SealedDataset(id, 5), reply.Sealed);
         return (id, ciphertext);
     }
 
@@ -409,9 +413,51 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         Assert.Equal("secure-match", outcome.Computation);
         Assert.Equal(ResultKind.JoinedRows, outcome.Result);
         Assert.Equal(6, outcome.MatchCount);
-        Assert.Equal(5, outcome.PeerRows);
         Assert.Equal(6, outcome.OwnRows);
-        Assert.Equal(id, outcome.PeerManifest.DatasetId);
+    }
+
+    [Fact]
+    public async Task Neither_host_is_told_the_plaintexts_digest_or_size_and_the_receiver_not_the_senders_row_count()
+    {
+        await using var pair = await StartPair();
+        using var key = DataKey.Generate();
+        var policy = PolicyFor(pair, ResultKind.MatchCount);
+        await Ok(pair.Party1.SendAsync(new LoadTable("mine"), Party1Csv));
+        await Ok(pair.Party2.SendAsync(new LoadTable("mine"), Party2Csv));
+        var id = Guid.NewGuid();
+
+        // The reply frames exactly as each host reads them off its channel.
+        var sealedFrame = await pair.Party1.ExchangeAsync(ProtocolJson.Canonical<EnclaveCommand>(new EncryptTable("mine", Releases.Release(key, pair.D1.EnclavePublicKey, policy, "party1"), id)));
+        var computedFrame = await pair.Party2.ExchangeAsync(ProtocolJson.Canonical<EnclaveCommand>(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id)), sealedFrame.Body);
+
+        Assert.Equal(new SealedDataset(id, 5), ProtocolJson.Parse<EnclaveReply>(sealedFrame.Header, "reply").Sealed);
+        Assert.Equal(6, ProtocolJson.Parse<EnclaveReply>(computedFrame.Header, "reply").Outcome!.MatchCount);
+        var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Party1Csv));
+        string[] plaintextMembers = ["manifest", "peerManifest", "sha256", "csvBytes", "schema", "senderMeasurement", "rowCount", "peerRows"];
+        foreach (var header in new[] { sealedFrame.Header, computedFrame.Header })
+        {
+            Assert.DoesNotContain(digest, System.Text.Encoding.UTF8.GetString(header), StringComparison.OrdinalIgnoreCase);
+            Assert.Empty(MemberNames(header).Intersect(plaintextMembers, StringComparer.OrdinalIgnoreCase));
+        }
+    }
+
+    private static List<string> MemberNames(byte[] json)
+    {
+        var names = new List<string>();
+        void Walk(System.Text.Json.JsonElement e)
+        {
+            if (e.ValueKind == System.Text.Json.JsonValueKind.Object)
+                foreach (var p in e.EnumerateObject())
+                {
+                    names.Add(p.Name);
+                    Walk(p.Value);
+                }
+            else if (e.ValueKind == System.Text.Json.JsonValueKind.Array)
+                foreach (var item in e.EnumerateArray()) Walk(item);
+        }
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        Walk(doc.RootElement);
+        return names;
     }
 
     [Fact]

@@ -41,6 +41,34 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     }
 
     [Fact]
+    public async Task SentDataset_LeavesNoPlaintextDigestSizeOrPeerRowCount_InEitherHostsAnswersOrFiles()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Party 1's table as loaded: the manifest inside the dataset carries its SHA-256 and byte size.
+        var table = await File.ReadAllBytesAsync(Path.Combine(f.Work, "data", "party1.csv"), ct);
+        var digest = System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(table)));
+        using var host1 = new RemoteClient(f.Party1.Endpoint);
+        using var host2 = new RemoteClient(f.Party2.Endpoint);
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1"));
+
+        var sent = await host1.SendAsync(HttpMethod.Post, "/control/v1/send", new SendTableCommand(f.KeyId, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint), bearer: f.Token("party1"), ct: ct);
+        var id = ProtocolJson.Parse<SendTableResult>(sent, "send").DatasetId;
+        var streamed = await host2.SendAsync(HttpMethod.Get, $"/control/v1/results/{id}", null, bearer: f.Token("party2"), ct: ct);
+        var computed = await host2.SendAsync(HttpMethod.Post, "/control/v1/compute", new ComputeCommand(f.KeyId, id, "subscribers"), bearer: f.Token("party2"), ct: ct);
+
+        Assert.Equal(TwoPartyFixture.SharedRows, ProtocolJson.Parse<ComputeResult>(computed, "compute").MatchCount);
+        foreach (var answer in new[] { sent, streamed, computed })
+        {
+            Assert.Equal(-1, answer.AsSpan().IndexOf(digest));
+            foreach (var member in new[] { "manifest", "sha256", "csvBytes", "peerRows", "rowCount" })
+                Assert.DoesNotContain($"\"{member}\"", System.Text.Encoding.UTF8.GetString(answer), StringComparison.OrdinalIgnoreCase);
+        }
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(f.Work, "party1"), "*", SearchOption.AllDirectories)
+                     .Concat(Directory.EnumerateFiles(Path.Combine(f.Work, "party2"), "*", SearchOption.AllDirectories)))
+            Assert.True((await File.ReadAllBytesAsync(file, ct)).AsSpan().IndexOf(digest) < 0, $"{file} holds the SHA-256 of party 1's table");
+    }
+
+    [Fact]
     public async Task UnsignedUpload_ToPeerApi_IsRefused()
     {
         using var http = PinnedClient(f.Party2.Endpoint);
@@ -132,9 +160,9 @@ public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPar
         var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
         await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
         var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
-        var outFile = Path.Combine(f.Work, "aggregates.csv");
+        var outFile = Path.Combine(f.Work, "party2", "results", "aggregates.csv");
 
-        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers", outFile));
+        var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers", "aggregates.csv"));
 
         Assert.Equal(("aggregate", ResultKind.Aggregates), (result.Computation, result.Result));
         var lines = await File.ReadAllLinesAsync(outFile, TestContext.Current.CancellationToken);
@@ -211,7 +239,7 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
     [Fact]
     public async Task ArrivalOrder_ComputesWhileTheDatasetArrives_AndGivesTheSameResultAsComputingAfterwards()
     {
-        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers"));
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(f.KeyId, "subscribers", "party1"));
 
         var (id, inbox) = await f.SendAsync();
 
@@ -219,6 +247,44 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
         Assert.Equal(TwoPartyFixture.SharedRows, streamed.MatchCount);
         Assert.True(File.Exists(inbox));
         Assert.Equal(streamed.MatchCount, (await f.ComputeAsync(id)).MatchCount);
+    }
+
+    [Fact]
+    public async Task ArrivalOrder_IsNotConsumedByAnotherGranteesDataset_AndStillComputesOnTheNamedSendersDataset()
+    {
+        // Unlike the fixture's key, this one lets party 3 use it too: its upload passes the sender rule, but the order
+        // names party 1.
+        var key = (await f.Control1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("two senders"))).KeyId;
+        var e1 = await f.Control1.GetAsync<EnclaveDescription>("/enclave");
+        var e2 = await f.Control2.GetAsync<EnclaveDescription>("/enclave");
+        var policy = new AuthorityPolicy(
+            [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests)),
+             new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests)),
+             new UsageGrant(TwoPartyFixture.Outsider, new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests))],
+            ["party1", "party2"], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, "party2"));
+        var p = await f.Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key, 0, policy));
+        await f.Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, p.ProposalId, p.ProposalHash));
+        using (var party3 = TwinSeal.Party.PartyIdentity.Load(Path.Combine(f.Work, TwoPartyFixture.Outsider)))
+        using (var kms = new TwinSeal.Party.KmsClient(f.Kms.Endpoint, party3.PartyId, party3.Key))
+            Assert.Equal("applied", (await kms.ApproveAsync(key, p.ProposalId, p.ProposalHash)).Status);
+        await f.Control2.PostAsync<ArrivalCommand>("/arrivals", new ArrivalCommand(key, "subscribers", "party1"));
+
+        var fromParty3 = Guid.NewGuid();
+        await f.UploadAsAsync(TwoPartyFixture.Outsider, f.Party2, key, fromParty3);
+        var fromParty1 = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
+
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.GetAsync<ComputeResult>($"/results/{fromParty3}"));
+        Assert.Equal("result-not-found", e.Code);
+        Assert.True(File.Exists(Path.Combine(f.Work, "party2", "inbox", $"{fromParty3}.tsds")));
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.Control2.GetAsync<ComputeResult>($"/results/{fromParty1.DatasetId}")).MatchCount);
+    }
+
+    [Fact]
+    public async Task ArrivalOrder_WithoutTheSenderItWaitsFor_IsRefused()
+    {
+        var e = await Assert.ThrowsAsync<TwinSeal.Party.RemoteProblemException>(() => f.Control2.PostAsync<ArrivalCommand>("/arrivals", new { keyId = f.KeyId, ownTable = "subscribers" }));
+
+        Assert.Equal(("malformed-request", 400), (e.Code, e.Status));
     }
 
     [Fact]

@@ -98,11 +98,11 @@ public sealed class TableFormatsFlowTests(TwoPartyFixture f) : IClassFixture<Two
         await f.Control1.PutAsync<LoadTableResult>("/tables/pq_customers?format=parquet", await CustomersParquetAsync());
         await f.Control2.PutAsync<LoadTableResult>("/tables/pq_subscribers", "email,plan\nb@x.org,gold\n日本@x.org,\"a, b\"\nz@x.org,none\n"u8.ToArray());
         var sent = await f.Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(key, "pq_customers", f.Party2.Endpoint.Url, f.Party2.Endpoint.Fingerprint));
-        var csvFile = Path.Combine(f.Work, "joined.csv");
-        var parquetFile = Path.Combine(f.Work, "joined.parquet");
+        var csvFile = Path.Combine(f.Work, "party2", "results", "joined.csv");
+        var parquetFile = Path.Combine(f.Work, "party2", "results", "formats", "joined.parquet");
 
-        var asCsv = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "pq_subscribers", csvFile));
-        var asParquet = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "pq_subscribers", parquetFile));
+        var asCsv = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "pq_subscribers", "joined.csv"));
+        var asParquet = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "pq_subscribers", "formats/joined.parquet"));
 
         Assert.Equal((2L, 2L), (asCsv.MatchCount, asParquet.MatchCount));
         Assert.Equal(parquetFile, asParquet.JoinedRowsPath);

@@ -10,7 +10,7 @@ namespace TwinSeal.EndToEnd.Tests;
 /// A KMS and two party hosts started in this process (each host still starts its isolated area as a separate
 /// process), with a key whose authority both parties set, and a table loaded on each side.
 /// </summary>
-public sealed class TwoPartyFixture : IAsyncLifetime
+public class TwoPartyFixture : IAsyncLifetime
 {
     public string Work { get; } = Path.Combine(Path.GetTempPath(), "twinseal-2p-" + Guid.NewGuid().ToString("N")[..8]);
     public KmsServer Kms { get; private set; } = null!;
@@ -21,6 +21,7 @@ public sealed class TwoPartyFixture : IAsyncLifetime
     public string KeyId { get; private set; } = "";
     public const int SharedRows = 40;
     public string KmsDirectory => Path.Combine(Work, "kms");
+    public const string Outsider = "party3";
 
     public async ValueTask InitializeAsync()
     {
@@ -33,6 +34,11 @@ public sealed class TwoPartyFixture : IAsyncLifetime
         Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = KmsDirectory, TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
         // What 'twinseal kms serve' writes, so that 'twinseal kms invite --kms-data-dir' finds this KMS.
         ServiceEndpointFile.Write(KmsDirectory, Kms.Endpoint);
+        // A third registered party that no policy of this fixture names: it can sign, but is outside every key.
+        using (var outsider = PartyIdentity.Init(Path.Combine(Work, Outsider), Outsider))
+        using (var kms = new KmsClient(Kms.Endpoint, outsider.PartyId, outsider.Key))
+        using (var admin = KmsAdminClient.ForDataDirectory(KmsDirectory))
+            await kms.RegisterAsync((await admin.InviteAsync(Outsider)).Token);
         Party1 = await StartHostAsync("party1");
         Party2 = await StartHostAsync("party2");
         Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
@@ -62,7 +68,15 @@ public sealed class TwoPartyFixture : IAsyncLifetime
         DeviceDirectory = Path.Combine(Work, party + "-device"),
         EnclaveImageDirectory = CliUnderTest.EnclaveImage,
         Kms = Kms.Endpoint,
+        PeerLimits = PeerLimits(party),
+        InboxWriteStream = InboxWriteStream(party),
     });
+
+    /// <summary>What <paramref name="party"/>'s host writes uploads through into its inbox file: the file itself, as by default, unless a derived fixture injects a fault.</summary>
+    protected virtual Func<Stream, Stream> InboxWriteStream(string party) => file => file;
+
+    /// <summary>The per-sender limits of <paramref name="party"/>'s peer API: the defaults, unless a derived fixture tightens them.</summary>
+    protected virtual PeerUploadLimits PeerLimits(string party) => new();
 
     public string Token(string party) => File.ReadAllText(Path.Combine(Work, party, "control.token")).Trim();
 
@@ -72,6 +86,34 @@ public sealed class TwoPartyFixture : IAsyncLifetime
         var sent = await Control1.PostAsync<SendTableResult>("/send", new SendTableCommand(KeyId, "customers", Party2.Endpoint.Url, Party2.Endpoint.Fingerprint));
         return (sent.DatasetId, Path.Combine(Work, "party2", "inbox", $"{sent.DatasetId}.tsds"));
     }
+
+    /// <summary>
+    /// Uploads a dataset to <paramref name="to"/>'s peer API exactly as a host does (signed by <paramref name="party"/>
+    /// over the dataset header), sealed under a throwaway data key: hosts never decrypt, so it passes as any dataset would.
+    /// </summary>
+    public async Task<DatasetReceipt> UploadAsAsync(string party, PartyHost to, string keyId, Guid datasetId, int plaintextBytes = 64)
+    {
+        using var identity = PartyIdentity.Load(Path.Combine(Work, party));
+        var dataset = Dataset(keyId, datasetId, plaintextBytes);
+        using var peer = new RemoteClient(to.Endpoint);
+        return ProtocolJson.Parse<DatasetReceipt>(await peer.SendStreamAsync(HttpMethod.Put, $"/peer/v1/datasets/{datasetId}",
+            new MemoryStream(dataset), dataset.Length, HeaderSha256(dataset), (identity.PartyId, identity.Key), TestContext.Current.CancellationToken), "receipt");
+    }
+
+    /// <summary>A dataset stream under <paramref name="keyId"/> version 1, sealed with a throwaway data key.</summary>
+    public static byte[] Dataset(string keyId, Guid datasetId, int plaintextBytes)
+    {
+        using var key = TwinSeal.Crypto.DataKey.Generate();
+        return TwinSeal.Crypto.DatasetStream.Encrypt(key, new TwinSeal.Crypto.DatasetStreamHeader(datasetId, keyId, 1), new byte[plaintextBytes]);
+    }
+
+    /// <summary>What a sender signs for a dataset upload: the SHA-256 of its stream header.</summary>
+    public static string HeaderSha256(byte[] dataset)
+        => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(dataset.AsSpan(0, TwinSeal.Crypto.DatasetStream.EncodedHeaderLength(TwinSeal.Crypto.DatasetStream.ReadHeader(dataset)))));
+
+    /// <summary>Every file in <paramref name="party"/>'s inbox that belongs to <paramref name="datasetId"/> (dataset, partial upload, sender record).</summary>
+    public IReadOnlyList<string> InboxFiles(string party, Guid datasetId)
+        => Directory.EnumerateFiles(Path.Combine(Work, party, "inbox"), $"{datasetId}*").ToList();
 
     public Task<ComputeResult> ComputeAsync(Guid datasetId) => Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(KeyId, datasetId, "subscribers"));
 

@@ -132,14 +132,22 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
             foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
             progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext; encrypted at {Rate(sent.Rows, sent.Timings, "encrypt")}, sent at {Rate(sent.Rows, sent.Timings, "send")}");
 
-            // The scratch folder goes away after the run; the released rows are party 2's result, so they are kept.
-            var outPath = options.WorkDirectory is null ? Path.GetFullPath(Path.Combine("demo-output", "party2-joined.csv")) : Path.Combine(work, "party2-output", "joined.csv");
+            // The host writes released rows only inside party 2's results directory; the path is relative to it.
             var result = await Stage("S26–S36 party 2 key use and match", "attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
-                () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", outPath)));
+                () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", "joined.csv")));
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
             matched = result.MatchCount;
             rowsPath = result.JoinedRowsPath;
-            progress.Line("", $"decrypted at {Rate(result.PeerRows, result.Timings, "decrypt")}, verified at {Rate(result.PeerRows, result.Timings, "verify")}, joined at {Rate(result.PeerRows + result.OwnRows, result.Timings, "compute")}");
+            if (rowsPath is not null && options.WorkDirectory is null)
+            {
+                // The scratch folder goes away after the run; the released rows are party 2's result, so they are kept.
+                var kept = Path.GetFullPath(Path.Combine("demo-output", "party2-joined.csv"));
+                Directory.CreateDirectory(Path.GetDirectoryName(kept)!);
+                File.Copy(rowsPath, kept, overwrite: true);
+                rowsPath = kept;
+            }
+            // Party 2's host is not told how many rows party 1 sent; the demo plays both parties and knows it from party 1.
+            progress.Line("", $"decrypted at {Rate(sent.Rows, result.Timings, "decrypt")}, verified at {Rate(sent.Rows, result.Timings, "verify")}, joined at {Rate(sent.Rows + result.OwnRows, result.Timings, "compute")}");
             progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
 
             await Stage("attacks", "a tampered copy of party 1's app, a startup hook injected through the host's environment, and replays of a captured key-use request", async () =>

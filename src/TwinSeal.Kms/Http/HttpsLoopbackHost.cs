@@ -83,13 +83,30 @@ public static class HttpsLoopbackHost
         Store.StoreUnavailableException => (503, "store-unavailable", "The KMS store is unavailable; nothing was changed. Retry later."),
         System.Data.Common.DbException => (503, "store-unavailable", "The KMS store is unavailable; nothing was changed. Retry later."),
         OperationCanceledException => (499, "cancelled", "The request was cancelled."),
+        IOException io when IsStorageFull(io) => (507, "insufficient-storage", "This service's storage is full; nothing of this request was kept. Retry once space has been freed."),
         _ => (500, "internal-error", "The service failed to handle this request; the failure was logged. No state was changed unless the response said so."),
     };
+
+    /// <summary>
+    /// True for the I/O error of a full disk or an exhausted quota. On Unix .NET puts the raw errno into
+    /// <see cref="Exception.HResult"/> (ENOSPC and EDQUOT; EDQUOT is 122 on Linux, 69 on macOS), on Windows an HRESULT
+    /// (ERROR_DISK_FULL, ERROR_HANDLE_DISK_FULL).
+    /// </summary>
+    public static bool IsStorageFull(IOException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return OperatingSystem.IsWindows()
+            ? e.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
+            : e.HResult == 28 || e.HResult == (OperatingSystem.IsLinux() ? 122 : 69);
+    }
 
     /// <summary>Writes an RFC 9457 problem with a stable <c>code</c> member.</summary>
     public static Task WriteProblemAsync(HttpContext ctx, int status, string code, string detail, IDictionary<string, object?>? extra = null)
     {
+        // Clear() drops every header; a Retry-After set by whoever decided the status (503, 429) is part of the answer.
+        var retryAfter = ctx.Response.Headers.RetryAfter;
         ctx.Response.Clear();
+        if (retryAfter.Count > 0) ctx.Response.Headers.RetryAfter = retryAfter;
         ctx.Response.StatusCode = status;
         var body = new Dictionary<string, object?>
         {
@@ -115,6 +132,8 @@ public static class HttpsLoopbackHost
         410 => "Gone",
         413 => "Body too large",
         415 => "Unsupported media type",
+        429 => "Too many requests",
+        507 => "Insufficient storage",
         503 => "Service unavailable",
         _ => status >= 500 ? "Service error" : "Request not accepted",
     };
