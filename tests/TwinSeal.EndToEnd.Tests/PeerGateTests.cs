@@ -27,6 +27,18 @@ public sealed class SenderRuleTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
     }
 
     [Fact]
+    public async Task Upload_FromARegisteredPartyThatSharesNoKeyWithTheReceiver_IsRefusedAsUnknown_AndNothingReachesTheInbox()
+    {
+        var id = Guid.NewGuid();
+
+        var e = await Assert.ThrowsAsync<RemoteProblemException>(() => f.UploadAsAsync(TwoPartyFixture.Stranger, f.Party2, f.KeyId, id));
+
+        // The receiver's host may not even read that party's public key at the KMS (reads are scoped).
+        Assert.Equal(("unknown-party", 401), (e.Code, e.Status));
+        Assert.Empty(f.InboxFiles("party2", id));
+    }
+
+    [Fact]
     public async Task Refusal_OfAnOutsider_NamesNothingFromThePolicy_AndIsTheSameAsForAKeyThatDoesNotExist()
     {
         var known = await Assert.ThrowsAsync<RemoteProblemException>(() => f.UploadAsAsync(TwoPartyFixture.Outsider, f.Party2, f.KeyId, Guid.NewGuid()));

@@ -21,7 +21,10 @@ public class TwoPartyFixture : IAsyncLifetime
     public string KeyId { get; private set; } = "";
     public const int SharedRows = 40;
     public string KmsDirectory => Path.Combine(Work, "kms");
+    /// <summary>A registered party outside this fixture's key that shares another key with party 2, so party 2's host knows it.</summary>
     public const string Outsider = "party3";
+    /// <summary>A registered party that shares no key with anyone here: no host can even look it up.</summary>
+    public const string Stranger = "party4";
 
     public async ValueTask InitializeAsync()
     {
@@ -34,11 +37,14 @@ public class TwoPartyFixture : IAsyncLifetime
         Kms = await KmsServer.StartAsync(new KmsOptions { DataDirectory = KmsDirectory, TrustedSimulatedRoots = [root], AcceptSimulatedEvidence = true });
         // What 'twinseal kms serve' writes, so that 'twinseal kms invite --kms-data-dir' finds this KMS.
         ServiceEndpointFile.Write(KmsDirectory, Kms.Endpoint);
-        // A third registered party that no policy of this fixture names: it can sign, but is outside every key.
-        using (var outsider = PartyIdentity.Init(Path.Combine(Work, Outsider), Outsider))
-        using (var kms = new KmsClient(Kms.Endpoint, outsider.PartyId, outsider.Key))
-        using (var admin = KmsAdminClient.ForDataDirectory(KmsDirectory))
-            await kms.RegisterAsync((await admin.InviteAsync(Outsider)).Token);
+        // Two more registered parties that this fixture's key does not name: they can sign, but are outside it.
+        foreach (var other in new[] { Outsider, Stranger })
+        {
+            using var identity = PartyIdentity.Init(Path.Combine(Work, other), other);
+            using var kms = new KmsClient(Kms.Endpoint, identity.PartyId, identity.Key);
+            using var admin = KmsAdminClient.ForDataDirectory(KmsDirectory);
+            await kms.RegisterAsync((await admin.InviteAsync(other)).Token);
+        }
         Party1 = await StartHostAsync("party1");
         Party2 = await StartHostAsync("party2");
         Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
@@ -57,9 +63,22 @@ public class TwoPartyFixture : IAsyncLifetime
             ["party1", "party2"], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, "party2"));
         var proposal = await Control1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(KeyId, 0, policy));
         await Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(KeyId, proposal.ProposalId, proposal.ProposalHash));
+        await ShareAnotherKeyAsync(Outsider, "party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests));
         var data = DataGenerator.Generate(Path.Combine(Work, "data"), 100, SharedRows / 100.0, 3);
         await Control1.PutAsync<LoadTableResult>("/tables/customers", await File.ReadAllBytesAsync(data.Party1Csv));
         await Control2.PutAsync<LoadTableResult>("/tables/subscribers", await File.ReadAllBytesAsync(data.Party2Csv));
+    }
+
+    // Reads are scoped: a host finds another party's public key only when the two share a key.
+    private async Task ShareAnotherKeyAsync(string creator, string partner, ReferenceValues reference)
+    {
+        using var identity = PartyIdentity.Load(Path.Combine(Work, creator));
+        using var kms = new KmsClient(Kms.Endpoint, creator, identity.Key);
+        var key = (await kms.CreateKeyAsync($"{creator} and {partner}")).KeyId;
+        var policy = new AuthorityPolicy([new UsageGrant(partner, reference), new UsageGrant(creator, reference)],
+            [partner, creator], ChangeMethod.AllParties, new OutputPolicy("secure-match", "email", ResultKind.MatchCount, partner));
+        var proposal = await kms.ProposeAsync(key, new ChangeProposal(0, policy));
+        await Control2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key, proposal.ProposalId, proposal.ProposalHash));
     }
 
     private Task<PartyHost> StartHostAsync(string party) => PartyHost.StartAsync(new PartyHostOptions
