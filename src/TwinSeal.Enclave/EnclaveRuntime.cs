@@ -32,6 +32,8 @@ public sealed class EnclaveRuntime : IDisposable
     public EnclaveRuntime(EnclaveOptions options, EnclaveImage image, TimeProvider? clock = null)
     {
         _image = image;
+        // A first look before the host sends anything: what it undoes before its first command is still recorded.
+        _ = CurrentMeasurement;
         _bundle = image.LoadApp();
         _tests = PlatformSelfTests.Run();
         _source = CreateSource(options, clock ?? TimeProvider.System);

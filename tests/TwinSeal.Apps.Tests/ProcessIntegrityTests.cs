@@ -6,8 +6,8 @@ public sealed class ProcessIntegrityTests
 {
     private const string Exe = "/opt/twinseal/enclave/twinseal-enclave";
 
-    private static string Line(string path, string inode = "331651", string perms = "r-xp")
-        => $"7f32c870f000-7f32c8711000 {perms} 00031000 fe:00 {inode}                     {path}";
+    private static string Line(string path, string inode = "331651", string perms = "r-xp", string device = "fe:00")
+        => $"7f32c870f000-7f32c8711000 {perms} 00031000 {device} {inode}                     {path}";
 
     private static readonly string[] CleanProcess =
     [
@@ -16,8 +16,9 @@ public sealed class ProcessIntegrityTests
         Line(Exe, "1001", "r--s"),
         Line("/usr/lib/x86_64-linux-gnu/libc.so.6"),
         Line("/lib/x86_64-linux-gnu/libssl.so.3"),
-        Line("/memfd:doublemapper (deleted)", "12", "rw-s"),
-        Line("/dev/zero (deleted)", "164", "rw-s"),
+        Line("/memfd:doublemapper (deleted)", "12", "rw-s", "00:01"),
+        Line("/memfd:doublemapper (deleted)", "12", "r-xs", "00:01"),
+        Line("/dev/zero (deleted)", "164", "rw-s", "00:01"),
         "7ffd97ee6000-7ffd97f07000 rw-p 00000000 00:00 0                          [stack]",
         "564598878000-5645988b0000 ---p 00000000 00:00 0 ",
     ];
@@ -44,7 +45,7 @@ public sealed class ProcessIntegrityTests
     [Fact]
     public void A_path_with_spaces_is_read_whole()
     {
-        var finding = Assert.Single(ProcessIntegrity.MappedFiles([Line("/tmp/my hook/x.so")], Exe));
+        var finding = Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line("/tmp/my hook/x.so")], Exe));
 
         Assert.Equal("mapped file /tmp/my hook/x.so", finding);
     }
@@ -53,7 +54,7 @@ public sealed class ProcessIntegrityTests
     public void The_executable_path_mapped_from_two_different_files_is_a_finding()
     {
         // What a swap of the file between exec and the single-file host opening its bundle would look like.
-        var finding = Assert.Single(ProcessIntegrity.MappedFiles([Line(Exe, "1001"), Line(Exe, "2002", "r--s")], Exe));
+        var finding = Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line(Exe, "2002", "r--s")], Exe));
 
         Assert.Contains("two different files", finding, StringComparison.Ordinal);
     }
@@ -61,7 +62,9 @@ public sealed class ProcessIntegrityTests
     [Fact]
     public void The_executable_when_deleted_after_start_is_a_finding()
     {
-        Assert.Single(ProcessIntegrity.MappedFiles([Line(Exe + " (deleted)", "1001")], Exe));
+        var findings = ProcessIntegrity.MappedFiles([.. CleanProcess.Where(l => !l.EndsWith(Exe, StringComparison.Ordinal)), Line(Exe + " (deleted)", "1001")], Exe).ToList();
+
+        Assert.Contains($"mapped file {Exe} (deleted)", findings);
     }
 
     [Fact]
@@ -96,7 +99,7 @@ public sealed class ProcessIntegrityTests
     public void A_second_memory_file_under_the_runtimes_double_mapping_name_is_a_finding()
     {
         // An inherited memfd named like the runtime's own, holding a library loaded through /proc/self/fd/N.
-        var finding = Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line("/memfd:doublemapper (deleted)", "99", "r-xp")], Exe));
+        var finding = Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line("/memfd:doublemapper (deleted)", "99", "r-xp", "00:01")], Exe));
 
         Assert.Contains("double mapping", finding, StringComparison.Ordinal);
     }
@@ -119,12 +122,14 @@ public sealed class ProcessIntegrityTests
         "90 27 0:40 / /home rw,relatime - ext4 /dev/vdb rw",
         "91 27 0:41 / /tmp rw,relatime - tmpfs tmpfs rw",
         "92 27 254:0 /var/lib/docker/containers/x/hosts /etc/hosts rw,relatime - ext4 /dev/vda rw",
+        "93 22 0:50 / /proc/sys/fs/binfmt_misc rw,relatime - autofs systemd-1 rw",
+        "94 27 254:0 /usr /usr ro,relatime - ext4 /dev/vda rw",
     ];
 
     [Fact]
     public void Ordinary_mounts_including_ones_above_the_image_are_no_finding()
     {
-        Assert.Empty(ProcessIntegrity.Mounts(OrdinaryMounts, "/home/party/twinseal/enclave"));
+        Assert.Empty(ProcessIntegrity.Mounts(OrdinaryMounts, "/home/party/twinseal/enclave", 4242));
     }
 
     [Theory]
@@ -133,16 +138,17 @@ public sealed class ProcessIntegrityTests
     [InlineData("/lib")]
     [InlineData("/etc/ld.so.preload")]
     [InlineData("/etc/ld.so.conf.d")]
-    [InlineData("/etc/ssl/openssl.cnf")]
     [InlineData("/etc")]
     [InlineData("/home/party/twinseal/enclave")]
     [InlineData("/home/party/twinseal/enclave/apps")]
     [InlineData("/home/party/with\\040space")]
+    [InlineData("/proc/4242/mountinfo")]
+    [InlineData("/proc/4242/maps")]
     public void A_mount_over_system_code_loader_configuration_or_the_image_is_a_finding(string point)
     {
         var image = point.Contains("space", StringComparison.Ordinal) ? "/home/party/with space" : "/home/party/twinseal/enclave";
 
-        var finding = Assert.Single(ProcessIntegrity.Mounts([.. OrdinaryMounts, Mount(point)], image));
+        var finding = Assert.Single(ProcessIntegrity.Mounts([.. OrdinaryMounts, Mount(point)], image, 4242));
 
         Assert.StartsWith("mount at /", finding, StringComparison.Ordinal);
     }
@@ -177,5 +183,36 @@ public sealed class ProcessIntegrityTests
         var once = register.Extend(["mapped file /tmp/a.so"]).Value;
 
         Assert.Equal(once, register.Extend(["mapped file /tmp/a.so"]).Value);
+    }
+
+    [Theory]
+    [InlineData("/dev/zero (deleted)", "rw-s", "fe:00")]
+    [InlineData("/dev/zero", "r-xp", "00:01")]
+    public void A_file_mapped_under_the_name_dev_zero_that_is_not_anonymous_memory_is_a_finding(string path, string perms, string device)
+    {
+        Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line(path, "7", perms, device)], Exe));
+    }
+
+    [Fact]
+    public void A_memory_map_without_the_executable_or_the_stack_is_a_finding()
+    {
+        // What a file bind-mounted over /proc/PID/maps would show: nothing, or a copy with the injected lines taken out.
+        Assert.Single(ProcessIntegrity.MappedFiles([], Exe));
+        Assert.Single(ProcessIntegrity.MappedFiles(CleanProcess.Where(l => !l.Contains("[stack]", StringComparison.Ordinal)), Exe));
+    }
+
+    [Fact]
+    public void A_mount_table_without_a_root_mount_is_a_finding()
+    {
+        var finding = Assert.Single(ProcessIntegrity.Mounts([], "/home/party/twinseal/enclave", 4242));
+
+        Assert.Contains("root mount", finding, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_folder_bound_onto_itself_on_the_root_filesystem_is_no_finding_but_one_bound_from_elsewhere_is()
+    {
+        Assert.Empty(ProcessIntegrity.Mounts([.. OrdinaryMounts, "95 27 254:0 /usr/lib /usr/lib ro - ext4 /dev/vda ro"], "/opt/enclave", 4242));
+        Assert.Single(ProcessIntegrity.Mounts([.. OrdinaryMounts, "95 27 254:0 /tmp/evil /usr/lib/ssl/misc rw - ext4 /dev/vda rw"], "/opt/enclave", 4242));
     }
 }

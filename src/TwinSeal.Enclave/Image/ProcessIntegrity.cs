@@ -27,11 +27,14 @@ public static class ProcessIntegrity
     // The runtime's W^X double mapping: one memory file it creates itself. A second one under that name is someone else's.
     private static readonly string[] DoubleMapper = ["/memfd:doublemapper", "/memfd:doublemapper (deleted)"];
 
-    // Anonymous shared memory.
+    // Anonymous shared memory: shmem (device 00:01), never executable. A file bind-mounted over /dev/zero is neither.
     private static readonly string[] AnonymousShared = ["/dev/zero", "/dev/zero (deleted)"];
+    private const string SharedMemoryDevice = "00:01";
 
-    // Where a bind mount would put other code, or other loader configuration, under a trusted name.
-    private static readonly string[] ProtectedMountPoints = ["/usr", "/lib", "/lib64", "/etc/ld.so.preload", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl"];
+    // Where a bind mount would put other code, or other loader configuration, under a trusted name. (OpenSSL's
+    // configuration is the image's own, so /etc/ssl is not among them.) This process's /proc folder, whose files this
+    // inspection reads, is added per process.
+    private static readonly string[] ProtectedMountPoints = ["/usr", "/lib", "/lib64", "/etc/ld.so.preload", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"];
 
     /// <summary>
     /// The isolated area's whole environment, set by its host and nothing else: the runtime's diagnostic port off (it
@@ -69,7 +72,7 @@ public static class ProcessIntegrity
             if (AppContext.GetData(knob) is { } gc) findings.Add($"standalone garbage collector configured: {knob}={gc}");
         if (TracerOf(File.ReadAllLines("/proc/self/status")) is { } tracer) findings.Add($"traced by process {tracer}");
         findings.AddRange(MappedFiles(File.ReadAllLines("/proc/self/maps"), executablePath));
-        findings.AddRange(Mounts(File.ReadAllLines("/proc/self/mountinfo"), Path.GetDirectoryName(executablePath)!));
+        findings.AddRange(Mounts(File.ReadAllLines("/proc/self/mountinfo"), Path.GetDirectoryName(executablePath)!, System.Environment.ProcessId));
         foreach (var asm in AppDomain.CurrentDomain.GetAssemblies())
         {
             // Bundled assemblies and the app (loaded from measured bytes) have no file of their own.
@@ -86,12 +89,14 @@ public static class ProcessIntegrity
         var executableIds = new HashSet<string>(StringComparer.Ordinal);
         var doubleMapperIds = new HashSet<string>(StringComparer.Ordinal);
         var reported = new HashSet<string>(StringComparer.Ordinal);
+        var stack = false;
         foreach (var line in maps)
         {
             // address perms offset dev inode path — the path may hold spaces, so split only the first five fields.
             var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
             if (fields.Length < 6) continue;
             var path = fields[5].Trim();
+            stack |= path == "[stack]";
             if (!path.StartsWith('/')) continue; // [heap], [stack], [vdso], anonymous
             if (string.Equals(path, executablePath, StringComparison.Ordinal))
             {
@@ -103,31 +108,48 @@ public static class ProcessIntegrity
                 doubleMapperIds.Add(fields[3] + ":" + fields[4]);
                 continue;
             }
-            if (AnonymousShared.Contains(path, StringComparer.Ordinal)) continue;
+            if (AnonymousShared.Contains(path, StringComparer.Ordinal) && fields[3] == SharedMemoryDevice && !fields[1].Contains('x', StringComparison.Ordinal)) continue;
             if (OperatingSystemLibraryFolders.Any(f => path.StartsWith(f, StringComparison.Ordinal))) continue;
             if (reported.Add(path)) yield return $"mapped file {path}";
         }
         // The single-file host maps its bundle by path after the kernel executed the file: two different files there means
         // the path was swapped in between, and the bundle that runs is not the executable that was measured.
         if (executableIds.Count > 1) yield return $"two different files mapped as {executablePath}";
+        // A running process always shows its executable and its stack: a listing without them is not the kernel's.
+        if (executableIds.Count == 0 || !stack) yield return "the memory map does not show the executable and the stack";
         if (doubleMapperIds.Count > 1) yield return $"{doubleMapperIds.Count} different memory files mapped as the runtime's double mapping";
     }
 
-    /// <summary>Mount points in a <c>/proc/PID/mountinfo</c> listing at or under the OS library and loader folders, or over the image.</summary>
-    public static IEnumerable<string> Mounts(IEnumerable<string> mountinfo, string imageRoot)
+    /// <summary>
+    /// Mount points in a <c>/proc/PID/mountinfo</c> listing at, under or just above the OS library and loader folders or
+    /// the process's own /proc folder, or at or under the image; and a listing without a root mount (not the kernel's).
+    /// </summary>
+    public static IEnumerable<string> Mounts(IEnumerable<string> mountinfo, string imageRoot, int processId)
     {
-        foreach (var line in mountinfo)
+        var protectedPoints = ProtectedMountPoints.Append($"/proc/{processId}").ToList();
+        var lines = mountinfo.Select(l => l.Split(' ')).Where(f => f.Length >= 5).ToList();
+        var rootDevice = lines.FirstOrDefault(f => Unescape(f[4]) == "/")?[2];
+        if (rootDevice is null)
         {
-            // id parent major:minor root mount-point options… — the mount point is the fifth field, with spaces as \040.
-            var fields = line.Split(' ');
-            if (fields.Length < 5) continue;
-            var point = fields[4].Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal).Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
+            yield return "the mount table does not show the root mount";
+            yield break;
+        }
+        foreach (var fields in lines)
+        {
+            // id parent major:minor root mount-point options…
+            var (device, source, point) = (fields[2], Unescape(fields[3]), Unescape(fields[4]));
+            if (point is "/" or "/proc") continue;
+            // A folder bound onto itself (systemd's ProtectSystem= makes /usr read-only that way) shows the same files.
+            if (device == rootDevice && source == point) continue;
             // A mount at, under or just above a system folder puts other files there; over the image, other files than measured.
             // Mounts above the image (a separate /home, a tmpfs /tmp) are ordinary and change nothing in it.
-            var overSystem = ProtectedMountPoints.Any(p => Covers(point, p) || point != "/" && Covers(p, point));
+            var overSystem = protectedPoints.Any(p => Covers(point, p) || Covers(p, point));
             if (overSystem || Covers(point, imageRoot)) yield return $"mount at {point}";
         }
     }
+
+    private static string Unescape(string field)
+        => field.Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal).Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal);
 
     private static bool Covers(string path, string folder) => path == folder || path.StartsWith(folder + "/", StringComparison.Ordinal);
 
