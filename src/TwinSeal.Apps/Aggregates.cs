@@ -18,7 +18,7 @@ namespace TwinSeal.Apps;
 /// Empty group-by cells form a group of their own (as NULL does in SQL GROUP BY). Sum and mean skip empty cells and
 /// are empty when a group has none; every other cell of a summed column must be a decimal number (invariant culture),
 /// checked over the whole source table before joining, so the error does not depend on which rows matched.
-/// <see cref="AppOutput.MatchCount"/> is the number of joined rows in the released groups.
+/// No count leaves beside the table (not the number of joined rows): only what the measures name.
 /// </remarks>
 internal static class Aggregates
 {
@@ -93,10 +93,8 @@ internal static class Aggregates
         var suppressed = groups.Count - released.Count;
         var names = OutputColumns(groupBy, measures);
         var rows = new List<string[]>(released.Count + 1);
-        long rowsReleased = 0;
         foreach (var g in released)
         {
-            rowsReleased += g.Rows;
             var row = new string[names.Count];
             g.Cells.CopyTo(row, 0);
             for (var m = 0; m < measures.Count; m++) row[groupBy.Length + m] = Format(measures[m], g, m);
@@ -106,7 +104,8 @@ internal static class Aggregates
         var summary = Enumerable.Repeat("", names.Count).ToArray();
         summary[^1] = suppressed.ToString(CultureInfo.InvariantCulture);
         rows.Add(summary);
-        return new AppOutput(rowsReleased, new Table(names, rows));
+        var skipped = input.Own.Rows.Count(r => JoinKeys.Of(r, join.OwnKeys, join.Normalisation) is null);
+        return new AppOutput(new Table(names, rows), null, skipped, PeerRowCount.Released(input));
     }
 
     private static string Format(AggregateMeasure measure, Group g, int m) => measure.Function switch

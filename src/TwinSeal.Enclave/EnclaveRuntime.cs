@@ -170,7 +170,9 @@ public sealed class EnclaveRuntime : IDisposable
         sw.Restart();
         var released = output.Rows is null ? [] : TableCsv.Write(output.Rows);
         timings["encode"] = sw.Elapsed.TotalMilliseconds;
-        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.MatchCount, peer.Rows.Count, own.Rows.Count, manifest, timings);
+        // Only what the app released, and what the recipient knows already: no count, size or digest of the other party's table.
+        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.DistinctMatchedKeys, output.SkippedEmptyKeys,
+            own.Rows.Count, output.PeerRows, manifest.DatasetId, manifest.SenderParty, timings);
         return (Ok() with { Outcome = outcome }, released);
     }
 

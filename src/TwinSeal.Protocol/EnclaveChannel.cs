@@ -55,8 +55,13 @@ public sealed record EnclaveError(string Code, string Message);
 /// <param name="Sha256">Lower-case hex SHA-256 of the CSV bytes.</param>
 public sealed record DatasetManifest(Guid DatasetId, string SenderParty, string SenderMeasurement, IReadOnlyList<string> Schema, long RowCount, string Sha256, long CsvBytes);
 
-/// <summary>What the computation released.</summary>
-public sealed record ComputationOutcome(string Computation, ResultKind Result, long MatchCount, long PeerRows, long OwnRows, DatasetManifest PeerManifest, IReadOnlyDictionary<string, double> Milliseconds);
+/// <summary>
+/// What the computation released, and nothing about the other party's table that the policy did not name: not its row
+/// count, size or digest (the manifest stays in the isolated area). Members are those of <see cref="Apps.AppOutput"/>, plus
+/// what the recipient already knows (its own row count, which dataset it computed on and who sent it) and timings.
+/// </summary>
+public sealed record ComputationOutcome(string Computation, ResultKind Result, long? DistinctMatchedKeys, long SkippedEmptyKeys, long OwnRows, long? PeerRows,
+    Guid PeerDatasetId, string PeerParty, IReadOnlyDictionary<string, double> Milliseconds);
 
 /// <summary>Reads and writes channel frames.</summary>
 public static class EnclaveFrame

@@ -408,10 +408,11 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         var outcome = reply.Outcome!;
         Assert.Equal("secure-match", outcome.Computation);
         Assert.Equal(ResultKind.JoinedRows, outcome.Result);
-        Assert.Equal(6, outcome.MatchCount);
-        Assert.Equal(5, outcome.PeerRows);
+        Assert.Null(outcome.DistinctMatchedKeys);
+        Assert.Null(outcome.PeerRows);
         Assert.Equal(6, outcome.OwnRows);
-        Assert.Equal(id, outcome.PeerManifest.DatasetId);
+        Assert.Equal(1, outcome.SkippedEmptyKeys);
+        Assert.Equal((id, "party1"), (outcome.PeerDatasetId, outcome.PeerParty));
     }
 
     [Fact]
@@ -425,7 +426,7 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
 
         var (reply, body) = await Ok(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id), ciphertext));
 
-        Assert.Equal(6, reply.Outcome!.MatchCount);
+        Assert.Equal(3, reply.Outcome!.DistinctMatchedKeys); // k2, k1, 日本: k2's two rows on each side count once
         Assert.Empty(body);
     }
 

@@ -25,8 +25,8 @@ public sealed class OutputPolicyRefusalTests
     [Fact]
     public void The_valid_baseline_policies_run()
     {
-        Assert.Equal(1, App.Run(new AppInput(Data, Data, Match, Own, Peer)).MatchCount);
-        Assert.Equal(1, App.Run(new AppInput(Data, Data, Integration, Own, Peer)).MatchCount);
+        Assert.Single(App.Run(new AppInput(Data, Data, Match, Own, Peer)).Rows!.Rows);
+        Assert.Single(App.Run(new AppInput(Data, Data, Integration, Own, Peer)).Rows!.Rows);
         Assert.NotNull(App.Run(new AppInput(Data, Data, Aggregate, Own, Peer)).Rows);
     }
 

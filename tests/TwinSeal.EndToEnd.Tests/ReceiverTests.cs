@@ -13,9 +13,10 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     {
         var (id, _) = await f.SendAsync();
         var result = await f.ComputeAsync(id);
-        Assert.Equal(TwoPartyFixture.SharedRows, result.MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, result.DistinctMatchedKeys);
         Assert.Equal(ResultKind.MatchCount, result.Result);
         Assert.Null(result.JoinedRowsPath);
+        Assert.Null(result.PeerRows); // party 1's row count is not party 2's to learn: the policy does not release it
     }
 
     [Fact]
@@ -85,7 +86,7 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         Assert.Equal("bad-csv", e.Code);
         Assert.Contains("line 3", e.Message);
         var (id, _) = await f.SendAsync();
-        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(id)).MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(id)).DistinctMatchedKeys);
     }
 
     private static HttpClient PinnedClient(ServiceEndpoint ep)
@@ -106,11 +107,11 @@ public sealed class RotationTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         var (before, beforePath) = await f.SendAsync();
         var rotated = await f.Control1.PostAsync<KeyInfo>($"/keys/{f.KeyId}/rotate", null);
         Assert.Equal(2, rotated.KeyVersion);
-        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(before)).MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(before)).DistinctMatchedKeys);
         var (after, afterPath) = await f.SendAsync();
         Assert.Equal(1, TwinSeal.Crypto.DatasetStream.ReadHeader(await File.ReadAllBytesAsync(beforePath, TestContext.Current.CancellationToken)).KeyVersion);
         Assert.Equal(2, TwinSeal.Crypto.DatasetStream.ReadHeader(await File.ReadAllBytesAsync(afterPath, TestContext.Current.CancellationToken)).KeyVersion);
-        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(after)).MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(after)).DistinctMatchedKeys);
     }
 }
 
@@ -139,12 +140,13 @@ public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPar
         Assert.Equal(("aggregate", ResultKind.Aggregates), (result.Computation, result.Result));
         var lines = await File.ReadAllLinesAsync(outFile, TestContext.Current.CancellationToken);
         Assert.Equal("segment,count,sum(spend_eur),suppressed_groups", lines[0]);
-        // Every released group holds at least k rows, the released counts add up to the match count the enclave reports,
-        // and the last row only says how many groups were withheld.
+        // Every released group holds at least k rows, at most every shared row is counted once, no count leaves beside the
+        // table, and the last row only says how many groups were withheld.
         var groups = lines[1..^1].Select(l => l.Split(',')).ToList();
         var count = (string[] g) => int.Parse(g[1], System.Globalization.CultureInfo.InvariantCulture);
         Assert.All(groups, g => Assert.True(count(g) >= 5));
-        Assert.Equal(result.MatchCount, groups.Sum(count));
+        Assert.InRange(groups.Sum(count), 0, TwoPartyFixture.SharedRows);
+        Assert.Equal((null, null), (result.DistinctMatchedKeys, result.PeerRows));
         Assert.Matches("^,,,[0-9]+$", lines[^1]);
     }
 }
@@ -177,7 +179,7 @@ public sealed class AgreedSchemaTests(TwoPartyFixture f) : IClassFixture<TwoPart
 
         var result = await f.Control2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key, sent.DatasetId, "subscribers"));
 
-        Assert.Equal(TwoPartyFixture.SharedRows, result.MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, result.DistinctMatchedKeys);
     }
 
     [Fact]
@@ -216,9 +218,9 @@ public sealed class ArrivalTests(TwoPartyFixture f) : IClassFixture<TwoPartyFixt
         var (id, inbox) = await f.SendAsync();
 
         var streamed = await f.Control2.GetAsync<ComputeResult>($"/results/{id}");
-        Assert.Equal(TwoPartyFixture.SharedRows, streamed.MatchCount);
+        Assert.Equal(TwoPartyFixture.SharedRows, streamed.DistinctMatchedKeys);
         Assert.True(File.Exists(inbox));
-        Assert.Equal(streamed.MatchCount, (await f.ComputeAsync(id)).MatchCount);
+        Assert.Equal(streamed.DistinctMatchedKeys, (await f.ComputeAsync(id)).DistinctMatchedKeys);
     }
 
     [Fact]
