@@ -52,8 +52,8 @@ internal static class OutputPolicyCheck
 
         if (p.Computation != Computations.Aggregate)
         {
-            if (p.GroupBy is not null || p.Measures is not null || p.MinimumGroupSize is not null)
-                throw Refuse($"Group-by columns, measures and a minimum group size only apply to 'aggregate', not to '{p.Computation}'.");
+            if (p.GroupBy is not null || p.Measures is not null || p.MinimumGroupSize is not null || p.Bounds is not null)
+                throw Refuse($"Group-by columns, measures, bounds and a minimum group size only apply to 'aggregate', not to '{p.Computation}'.");
             return;
         }
         if (p.MinimumGroupSize is not { } k || k < 1) throw Refuse("An aggregate needs a minimum group size of at least 1.");
@@ -65,6 +65,14 @@ internal static class OutputPolicyCheck
             if (m.Column is { Length: 0 }) throw Refuse("A measure's column must not be empty (leave it out to count rows).");
         }
         if (measures.Distinct().Count() != measures.Count) throw Refuse("The output policy names a measure twice.");
+        var summed = measures.Where(m => m.Function != AggregateFunction.Count).Select(m => m.Column!).ToHashSet(StringComparer.Ordinal);
+        var bounds = p.Bounds ?? new Dictionary<string, IReadOnlyList<decimal>>();
+        if (summed.FirstOrDefault(c => !bounds.ContainsKey(c)) is { } unbounded) throw Refuse($"Column '{unbounded}' is summed or averaged, so the output policy must give its bounds [lo, hi].");
+        foreach (var (column, b) in bounds)
+        {
+            if (!summed.Contains(column)) throw Refuse($"The output policy gives bounds for '{column}', which no sum or mean reads.");
+            if (b is not { Count: 2 } || b[0] > b[1]) throw Refuse($"The bounds of '{column}' must be two numbers [lo, hi] with lo ≤ hi.");
+        }
         if (p.GroupBy is { } groupBy)
         {
             if (groupBy.Any(string.IsNullOrEmpty)) throw Refuse("Group-by columns must not be empty.");

@@ -76,7 +76,9 @@ public enum ResultKind
     /// <summary>Only the number of distinct key values present in both tables (after normalisation); <c>secure-match</c> only.</summary>
     IntersectionSize,
     /// <summary>
-    /// <c>aggregate</c> only: counts, sums and means by group over the inner join. The released table has the group-by
+    /// <c>aggregate</c> only: counts, sums and means by group over the inner join, each row of the other party in at most
+    /// one group and counted once there (a row whose key the recipient's table puts in several groups is in none), each
+    /// summed value clamped to <see cref="OutputPolicy.Bounds"/>. The released table has the group-by
     /// columns, one column per measure (<c>count</c>, <c>count(col)</c>, <c>sum(col)</c>, <c>mean(col)</c>) and
     /// <c>suppressed_groups</c>; one row per group holding at least <see cref="OutputPolicy.MinimumGroupSize"/> distinct
     /// rows of the other party (ordinal order, <c>suppressed_groups</c> empty), then always one summary row, empty except
@@ -138,6 +140,11 @@ public sealed record AggregateMeasure(AggregateFunction Function, string? Column
 /// <param name="Measures">With <c>aggregate</c>: what to compute per group; at least one.</param>
 /// <param name="MinimumGroupSize">With <c>aggregate</c> (required there): k, the least number of distinct rows of the other party a group must hold to be released (k ≥ 1).</param>
 /// <param name="ReleasePeerRowCount">Also release the other party's row count to the recipient (otherwise no count about the other party's table leaves).</param>
+/// <param name="Bounds">
+/// With <c>aggregate</c>: for each column a Sum or Mean measure reads (required for each of them, and only for them), its
+/// bounds <c>[lo, hi]</c> (lo ≤ hi); every value is clamped into them before it is added, so no single row moves a sum by
+/// more than max(|lo|, |hi|).
+/// </param>
 public sealed record OutputPolicy(
     string Computation,
     string KeyColumn,
@@ -150,7 +157,8 @@ public sealed record OutputPolicy(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? GroupBy = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AggregateMeasure>? Measures = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumGroupSize = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool ReleasePeerRowCount = false);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool ReleasePeerRowCount = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, IReadOnlyList<decimal>>? Bounds = null);
 
 /// <summary>
 /// A key's authority as one document: usage authority (who may use the key with which attested app),

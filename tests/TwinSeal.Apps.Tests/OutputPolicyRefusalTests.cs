@@ -105,6 +105,30 @@ public sealed class OutputPolicyRefusalTests
     [Fact]
     public void A_mean_without_a_column_is_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Mean)] });
 
+    [Theory]
+    [InlineData(AggregateFunction.Sum)]
+    [InlineData(AggregateFunction.Mean)]
+    public void A_sum_or_mean_without_bounds_for_its_column_is_refused(AggregateFunction f) => Refused(Aggregate with { Measures = [new AggregateMeasure(f, "v")] });
+
+    [Fact]
+    public void Bounds_with_lo_above_hi_are_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = Bound("v", 5, 1) });
+
+    [Fact]
+    public void Bounds_that_are_not_two_numbers_are_refused()
+        => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["v"] = [1] } });
+
+    [Fact]
+    public void Bounds_for_a_column_no_sum_or_mean_reads_are_refused() => Refused(Aggregate with { Bounds = Bound("v", 0, 1) });
+
+    [Fact]
+    public void Bounds_outside_an_aggregate_are_refused() => Refused(Match with { Bounds = Bound("v", 0, 1) });
+
+    [Fact]
+    public void A_sum_with_bounds_for_its_column_runs()
+        => Assert.NotNull(App.Run(new AppInput(Data, Data, Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = Bound("v", 0, 1), MinimumGroupSize = 1 }, Own, Peer)).Rows);
+
+    private static Dictionary<string, IReadOnlyList<decimal>> Bound(string column, decimal lo, decimal hi) => new() { [column] = [lo, hi] };
+
     [Fact]
     public void An_undefined_aggregate_function_is_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure((AggregateFunction)99, "v")] });
 

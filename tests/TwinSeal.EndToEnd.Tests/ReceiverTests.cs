@@ -125,7 +125,8 @@ public sealed class AggregateFlowTests(TwoPartyFixture f) : IClassFixture<TwoPar
         var e1 = await f.Control1.GetAsync<EnclaveDescription>("/enclave");
         var e2 = await f.Control2.GetAsync<EnclaveDescription>("/enclave");
         var output = new OutputPolicy("aggregate", "email", ResultKind.Aggregates, "party2",
-            GroupBy: ["segment"], Measures: [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Sum, "spend_eur")], MinimumGroupSize: 5);
+            GroupBy: ["segment"], Measures: [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Sum, "spend_eur")], MinimumGroupSize: 5,
+            Bounds: new Dictionary<string, IReadOnlyList<decimal>> { ["spend_eur"] = [0, 5000] });
         var policy = new AuthorityPolicy(
             [new UsageGrant("party1", new ReferenceValues(e1.Platform, [e1.Measurement], e1.PlatformTests)),
              new UsageGrant("party2", new ReferenceValues(e2.Platform, [e2.Measurement], e2.PlatformTests))],

@@ -22,7 +22,11 @@ public sealed class OutputPolicyValidationTests(SharedKms kms) : IClassFixture<S
         new OutputPolicy("secure-match", "id", ResultKind.IntersectionSize, "party1", KeyColumns: ["id", "region"], Normalisation: KeyNormalisation.TrimLowerCase),
         new OutputPolicy("secure-match", "id", ResultKind.JoinedRows, "party1", ReleasedColumns: ["id", "score"]),
         new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, "party1", JoinKind: JoinKind.FullOuter),
-        Aggregate with { GroupBy = ["region"], Measures = [new AggregateMeasure(AggregateFunction.Sum, "score"), new AggregateMeasure(AggregateFunction.Mean, "score")] },
+        Aggregate with
+        {
+            GroupBy = ["region"], Measures = [new AggregateMeasure(AggregateFunction.Sum, "score"), new AggregateMeasure(AggregateFunction.Mean, "score")],
+            Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 100] },
+        },
     ];
 
     [Theory]
@@ -38,6 +42,11 @@ public sealed class OutputPolicyValidationTests(SharedKms kms) : IClassFixture<S
         { "k = 0", Aggregate with { MinimumGroupSize = 0 } },
         { "k < 0", Aggregate with { MinimumGroupSize = -2 } },
         { "sum without column", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum)] } },
+        { "sum without bounds", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")] } },
+        { "bounds with lo > hi", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Mean, "score")], Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [5, 1] } } },
+        { "bounds of three numbers", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")], Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1, 2] } } },
+        { "bounds of a column no sum reads", Aggregate with { Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1] } } },
+        { "match with bounds", new OutputPolicy("secure-match", "id", ResultKind.MatchCount, "party1", Bounds: new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1] }) },
         { "duplicate measure", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Count)] } },
         { "duplicate group-by", Aggregate with { GroupBy = ["a", "a"] } },
         { "aggregate releasing rows", Aggregate with { Result = ResultKind.JoinedRows } },

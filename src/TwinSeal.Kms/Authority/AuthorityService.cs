@@ -230,8 +230,8 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         if (o.MinimumGroupSize is < 1) throw Bad($"'minimumGroupSize' (k) must be at least 1, not {o.MinimumGroupSize}.");
         if (o.Computation != "aggregate")
         {
-            if (o.GroupBy is not null || o.Measures is not null || o.MinimumGroupSize is not null)
-                throw Bad($"'groupBy', 'measures' and 'minimumGroupSize' are only meaningful with the 'aggregate' computation, not '{o.Computation}'.");
+            if (o.GroupBy is not null || o.Measures is not null || o.MinimumGroupSize is not null || o.Bounds is not null)
+                throw Bad($"'groupBy', 'measures', 'bounds' and 'minimumGroupSize' are only meaningful with the 'aggregate' computation, not '{o.Computation}'.");
         }
         else
         {
@@ -244,6 +244,14 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
                 if (measure.Column is not null && string.IsNullOrWhiteSpace(measure.Column)) throw Bad("A measure's column must not be blank (leave it out to count rows).");
             }
             if (measures.Distinct().Count() != measures.Count) throw Bad("'measures' names the same measure twice.");
+            var summed = measures.Where(m => m.Function != AggregateFunction.Count).Select(m => m.Column!).ToHashSet(StringComparer.Ordinal);
+            var bounds = o.Bounds ?? new Dictionary<string, IReadOnlyList<decimal>>();
+            if (summed.FirstOrDefault(c => !bounds.ContainsKey(c)) is { } unbounded) throw Bad($"Column '{unbounded}' is summed or averaged, so 'bounds' must give its [lo, hi].");
+            foreach (var (column, b) in bounds)
+            {
+                if (!summed.Contains(column)) throw Bad($"'bounds' names '{column}', which no sum or mean reads.");
+                if (b is not { Count: 2 } || b[0] > b[1]) throw Bad($"The bounds of '{column}' must be two numbers [lo, hi] with lo ≤ hi.");
+            }
             if (o.GroupBy is { } groupBy && (groupBy.Any(string.IsNullOrWhiteSpace) || groupBy.Distinct(StringComparer.Ordinal).Count() != groupBy.Count))
                 throw Bad("'groupBy' must name distinct, non-blank columns.");
         }
