@@ -42,6 +42,11 @@ internal static class OutputPolicyCheck
         if (p.KeyColumns is not null && !string.Equals(p.KeyColumn, keys[0], StringComparison.Ordinal))
             throw Refuse($"The output policy's keyColumn '{p.KeyColumn}' must repeat the first of its keyColumns ('{keys[0]}').");
 
+        if (p.MinimumOwnRows is { } minimumOwn)
+        {
+            if (p.Result is not (ResultKind.MatchCount or ResultKind.IntersectionSize)) throw Refuse($"A minimum own table size only applies to MatchCount and IntersectionSize, not to {p.Result}.");
+            if (minimumOwn < 1) throw Refuse("A minimum own table size must be at least 1.");
+        }
         if (p.ReleasedColumns is { } released)
         {
             if (p.Result != ResultKind.JoinedRows) throw Refuse($"Released columns only apply to joined rows, not to {p.Result}.");

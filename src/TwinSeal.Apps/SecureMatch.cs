@@ -13,7 +13,8 @@ namespace TwinSeal.Apps;
 /// times reads the other party's membership of every candidate as the bits of one count. With distinct keys, repeating
 /// an own key changes nothing. Own rows with an empty key match nothing and are counted in
 /// <see cref="AppOutput.SkippedEmptyKeys"/>; nothing is counted about the other party's table unless the policy
-/// releases its row count.
+/// releases its row count. With <see cref="OutputPolicy.MinimumOwnRows"/>, a count is refused (<c>own-table-too-small</c>)
+/// for an own table of fewer distinct non-empty keys.
 /// </remarks>
 internal static class SecureMatch
 {
@@ -27,14 +28,19 @@ internal static class SecureMatch
 
         if (result != ResultKind.JoinedRows)
         {
-            var counted = new HashSet<string>(StringComparer.Ordinal);
+            var ownKeys = new HashSet<string>(StringComparer.Ordinal);
             foreach (var own in input.Own.Rows)
             {
-                var key = JoinKeys.Of(own, join.OwnKeys, join.Normalisation);
-                if (key is null) skipped++;
-                else if (index.TryFind(key, out _, out _)) counted.Add(key);
+                if (JoinKeys.Of(own, join.OwnKeys, join.Normalisation) is { } key) ownKeys.Add(key);
+                else skipped++;
             }
-            return new AppOutput(null, counted.Count, skipped, PeerRowCount.Released(input));
+            // Decided on the own table alone, before the other party's is looked at, so the refusal says nothing about it.
+            if (input.Policy.MinimumOwnRows is { } minimum && ownKeys.Count < minimum)
+                throw new ProtocolException("own-table-too-small", $"Your table holds {ownKeys.Count} distinct non-empty keys; the output policy counts matches only for a table of at least {minimum}.");
+            long counted = 0;
+            foreach (var key in ownKeys)
+                if (index.TryFind(key, out _, out _)) counted++;
+            return new AppOutput(null, counted, skipped, PeerRowCount.Released(input));
         }
 
         var released = join.Schema.Project(input.Policy.ReleasedColumns);

@@ -182,11 +182,12 @@ public static class AdminVerbs
         var k = new Option<int?>("--min-group-size") { Description = "aggregate: groups with fewer distinct rows of the other party are suppressed (k)." };
         var bound = new Option<string[]>("--bound") { Description = "aggregate: COLUMN=LO:HI, the bounds every value of a summed or averaged column is clamped to (required for each; repeatable)." };
         var releasePeerRows = new Option<bool>("--release-peer-row-count") { Description = "Also release the other party's row count to the recipient." };
+        var minimumOwnRows = new Option<int?>("--min-own-rows") { Description = "MatchCount / IntersectionSize: refuse to count for an own table of fewer distinct keys." };
         var result = new Option<ResultKind>("--result") { Description = "MatchCount or JoinedRows.", DefaultValueFactory = _ => ResultKind.MatchCount };
         var recipient = new Option<string>("--recipient") { Description = "Party that receives the result.", Required = true };
         var template = new Command("template", "Write a policy document from the parties' reference values (review it, then 'policy propose').")
         {
-            usage, operators, method, quorumOpt, keyColumn, result, recipient, computation, normalisation, joinKind, released, groupBy, measure, k, bound, releasePeerRows,
+            usage, operators, method, quorumOpt, keyColumn, result, recipient, computation, normalisation, joinKind, released, groupBy, measure, k, bound, releasePeerRows, minimumOwnRows,
         };
         template.SetAction(pr =>
         {
@@ -225,7 +226,7 @@ public static class AdminVerbs
                     ReleasedColumns: pr.GetValue(released) is { Length: > 0 } rc ? rc : null,
                     GroupBy: pr.GetValue(groupBy) is { Length: > 0 } gb ? gb : null,
                     Measures: measures.Length > 0 ? measures : null, MinimumGroupSize: pr.GetValue(k),
-                    ReleasePeerRowCount: pr.GetValue(releasePeerRows), Bounds: bounds.Count > 0 ? bounds : null);
+                    ReleasePeerRowCount: pr.GetValue(releasePeerRows), Bounds: bounds.Count > 0 ? bounds : null, MinimumOwnRows: pr.GetValue(minimumOwnRows));
                 var policy = new AuthorityPolicy(grants, ops, pr.GetValue(method), output, pr.GetValue(quorumOpt));
                 Console.WriteLine(JsonSerializer.Serialize(policy, ProtocolJson.Indented));
                 return 0;

@@ -145,6 +145,11 @@ public sealed record AggregateMeasure(AggregateFunction Function, string? Column
 /// bounds <c>[lo, hi]</c> (lo ≤ hi); every value is clamped into them before it is added, so no single row moves a sum by
 /// more than max(|lo|, |hi|).
 /// </param>
+/// <param name="MinimumOwnRows">
+/// With <see cref="ResultKind.MatchCount"/> or <see cref="ResultKind.IntersectionSize"/>: the least number of distinct
+/// non-empty keys the recipient's own table must hold, or the app refuses to count (<c>own-table-too-small</c>), so a
+/// table of one key cannot ask "is this one person in your table?". It does not stop a probe padded with made-up keys.
+/// </param>
 public sealed record OutputPolicy(
     string Computation,
     string KeyColumn,
@@ -158,7 +163,8 @@ public sealed record OutputPolicy(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AggregateMeasure>? Measures = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumGroupSize = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool ReleasePeerRowCount = false,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, IReadOnlyList<decimal>>? Bounds = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, IReadOnlyList<decimal>>? Bounds = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumOwnRows = null);
 
 /// <summary>
 /// A key's authority as one document: usage authority (who may use the key with which attested app),

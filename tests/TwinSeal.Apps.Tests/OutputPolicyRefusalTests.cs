@@ -129,6 +129,15 @@ public sealed class OutputPolicyRefusalTests
 
     private static Dictionary<string, IReadOnlyList<decimal>> Bound(string column, decimal lo, decimal hi) => new() { [column] = [lo, hi] };
 
+    [Theory]
+    [InlineData(ResultKind.JoinedRows)]
+    [InlineData(ResultKind.Aggregates)]
+    public void A_minimum_own_table_size_outside_a_count_is_refused(ResultKind result)
+        => Refused((result == ResultKind.Aggregates ? Aggregate : Match with { Result = result }) with { MinimumOwnRows = 10 });
+
+    [Fact]
+    public void A_minimum_own_table_size_below_one_is_refused() => Refused(Match with { Result = ResultKind.MatchCount, MinimumOwnRows = 0 });
+
     [Fact]
     public void An_undefined_aggregate_function_is_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure((AggregateFunction)99, "v")] });
 

@@ -116,3 +116,63 @@ public sealed class ReleasedCountsTests
         Assert.Equal(fromSmall with { Rows = null }, fromLarge with { Rows = null });
     }
 }
+
+/// <summary>A count needs an own table of at least <see cref="OutputPolicy.MinimumOwnRows"/> distinct keys (issue 10).</summary>
+public sealed class MinimumOwnRowsTests
+{
+    private static readonly SecureMatchApp App = new();
+
+    private static OutputPolicy Count(int minimum, ResultKind result = ResultKind.MatchCount) => new("secure-match", "email", result, Own, MinimumOwnRows: minimum);
+
+    private static AppOutput Run(Table own, Table peer, OutputPolicy policy) => App.Run(new AppInput(own, peer, policy, Own, Peer));
+
+    private static readonly Table PartyOne = Tables.Of(["email"], ["target@example.org"], ["b"], ["c"]);
+
+    [Theory]
+    [InlineData(ResultKind.MatchCount)]
+    [InlineData(ResultKind.IntersectionSize)]
+    public void A_one_row_probe_is_refused_with_own_table_too_small(ResultKind result)
+    {
+        var probe = Tables.Of(["email"], ["target@example.org"]);
+
+        var e = Assert.Throws<ProtocolException>(() => Run(probe, PartyOne, Count(100, result)));
+
+        Assert.Equal("own-table-too-small", e.Code);
+    }
+
+    [Fact]
+    public void Repeating_one_key_does_not_make_the_table_big_enough()
+    {
+        var probe = new Table(["email"], Enumerable.Repeat(new[] { "target@example.org" }, 500).ToList());
+
+        Assert.Equal("own-table-too-small", Assert.Throws<ProtocolException>(() => Run(probe, PartyOne, Count(100))).Code);
+    }
+
+    [Fact]
+    public void Empty_keys_do_not_make_the_table_big_enough()
+    {
+        var probe = new Table(["email"], [["target@example.org"], .. Enumerable.Repeat(new[] { "" }, 500)]);
+
+        Assert.Equal("own-table-too-small", Assert.Throws<ProtocolException>(() => Run(probe, PartyOne, Count(100))).Code);
+    }
+
+    [Fact]
+    public void The_refusal_is_the_same_whether_or_not_the_other_party_holds_the_key()
+    {
+        var probe = Tables.Of(["email"], ["target@example.org"]);
+        var without = Tables.Of(["email"], ["b"]);
+
+        var held = Assert.Throws<ProtocolException>(() => Run(probe, PartyOne, Count(2)));
+        var notHeld = Assert.Throws<ProtocolException>(() => Run(probe, without, Count(2)));
+
+        Assert.Equal((held.Code, held.Message), (notHeld.Code, notHeld.Message));
+    }
+
+    [Fact]
+    public void A_table_of_exactly_the_minimum_distinct_keys_is_counted()
+    {
+        var own = Tables.Of(["email"], ["target@example.org"], ["b"], ["x"]);
+
+        Assert.Equal(2, Run(own, PartyOne, Count(3)).DistinctMatchedKeys);
+    }
+}

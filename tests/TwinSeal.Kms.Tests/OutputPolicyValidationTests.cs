@@ -21,6 +21,7 @@ public sealed class OutputPolicyValidationTests(SharedKms kms) : IClassFixture<S
     [
         new OutputPolicy("secure-match", "id", ResultKind.IntersectionSize, "party1", KeyColumns: ["id", "region"], Normalisation: KeyNormalisation.TrimLowerCase),
         new OutputPolicy("secure-match", "id", ResultKind.JoinedRows, "party1", ReleasedColumns: ["id", "score"]),
+        new OutputPolicy("secure-match", "id", ResultKind.MatchCount, "party1", MinimumOwnRows: 100, ReleasePeerRowCount: true),
         new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, "party1", JoinKind: JoinKind.FullOuter),
         Aggregate with
         {
@@ -47,6 +48,9 @@ public sealed class OutputPolicyValidationTests(SharedKms kms) : IClassFixture<S
         { "bounds of three numbers", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")], Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1, 2] } } },
         { "bounds of a column no sum reads", Aggregate with { Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1] } } },
         { "match with bounds", new OutputPolicy("secure-match", "id", ResultKind.MatchCount, "party1", Bounds: new Dictionary<string, IReadOnlyList<decimal>> { ["score"] = [0, 1] }) },
+        { "minimumOwnRows = 0", new OutputPolicy("secure-match", "id", ResultKind.MatchCount, "party1", MinimumOwnRows: 0) },
+        { "minimumOwnRows with joined rows", new OutputPolicy("secure-match", "id", ResultKind.JoinedRows, "party1", MinimumOwnRows: 10) },
+        { "minimumOwnRows with aggregates", Aggregate with { MinimumOwnRows = 10 } },
         { "duplicate measure", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Count)] } },
         { "duplicate group-by", Aggregate with { GroupBy = ["a", "a"] } },
         { "aggregate releasing rows", Aggregate with { Result = ResultKind.JoinedRows } },

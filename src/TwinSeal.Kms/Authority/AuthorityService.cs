@@ -220,6 +220,11 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         if (keys.Count == 0 || keys.Any(string.IsNullOrWhiteSpace)) throw Bad("'keyColumns' must name at least one column, none of them blank.");
         if (keys.Distinct(StringComparer.Ordinal).Count() != keys.Count) throw Bad("'keyColumns' names a column twice.");
         if (o.KeyColumn != keys[0]) throw Bad($"'keyColumn' ('{o.KeyColumn}') must repeat the first of 'keyColumns' ('{keys[0]}').");
+        if (o.MinimumOwnRows is { } minimumOwn)
+        {
+            if (o.Result is not (ResultKind.MatchCount or ResultKind.IntersectionSize)) throw Bad($"'minimumOwnRows' only applies to MatchCount and IntersectionSize, not to {o.Result}.");
+            if (minimumOwn < 1) throw Bad($"'minimumOwnRows' must be at least 1, not {minimumOwn}.");
+        }
         if (o.ReleasedColumns is { } released)
         {
             if (o.Result != ResultKind.JoinedRows) throw Bad($"'releasedColumns' only applies to JoinedRows, not to {o.Result}.");
