@@ -150,7 +150,7 @@ public sealed record AggregateMeasure(AggregateFunction Function, string? Column
 /// non-empty keys the recipient's own table must hold, or the app refuses to count (<c>own-table-too-small</c>), so a
 /// table of one key cannot ask "is this one person in your table?". It does not stop a probe padded with made-up keys.
 /// </param>
-public sealed record OutputPolicy(
+public sealed partial record OutputPolicy(
     string Computation,
     string KeyColumn,
     ResultKind Result,
