@@ -90,7 +90,7 @@ internal static class Baselines
             sw.Restart();
             var output = app.Run(new AppInput(subscribers, customers, policy, "party2", "party1"));
             parts["join"] = sw.Elapsed.TotalMilliseconds;
-            matches = output.MatchCount;
+            matches = output.DistinctMatchedKeys ?? output.Rows?.Rows.Count ?? -1;
             if (output.Rows is not null)
             {
                 sw.Restart();

@@ -10,15 +10,25 @@ namespace TwinSeal.Apps;
 /// party (nor a handful of them, however often the own table repeats their key) shows through an aggregate.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Contribution bounding. Each row of the other party contributes to at most one group, and once: joined with the first
+/// own row (in table order) holding its key. When the own rows holding its key fall into more than one group, the row is
+/// in none. Without this, the recipient (who chooses its own table and so the groups) could put the same five known
+/// rows in every group and one target more in group i: each group passes k, and group i minus group 0 is the target's
+/// value. Dropping such a row, rather than keeping it in one of its groups, makes listing a key in several groups exactly
+/// as informative as leaving it out, whatever the order of the own table. Every value a Sum or Mean reads is clamped to
+/// the policy's <see cref="OutputPolicy.Bounds"/> first, so one row moves a sum by a bounded amount.
+/// </para>
 /// The released table has the group-by columns, then one column per measure (<c>count</c>, <c>count(col)</c>,
 /// <c>sum(col)</c>, <c>mean(col)</c>), then <c>suppressed_groups</c>; a name already taken gets a leading '_'.
 /// One row per released group, in ordinal order of the group cells, with <c>suppressed_groups</c> empty; then always
 /// exactly one final summary row whose cells are all empty except <c>suppressed_groups</c>, the number of groups
 /// withheld (0 when none). Nothing else about a withheld group leaves: not its cells, size or measures.
-/// Empty group-by cells form a group of their own (as NULL does in SQL GROUP BY). Sum and mean skip empty cells and
+/// Empty group-by cells form a group of their own (as NULL does in SQL GROUP BY). <c>count</c> is the number of rows of the
+/// other party in the group (each joined once). Sum and mean skip empty cells and
 /// are empty when a group has none; every other cell of a summed column must be a decimal number (invariant culture),
 /// checked over the whole source table before joining, so the error does not depend on which rows matched.
-/// <see cref="AppOutput.MatchCount"/> is the number of joined rows in the released groups.
+/// No count leaves beside the table (not the number of joined rows): only what the measures name.
 /// </remarks>
 internal static class Aggregates
 {
@@ -30,9 +40,7 @@ internal static class Aggregates
         public readonly string[] Cells = cells;
         public readonly decimal[] Sums = new decimal[measures];
         public readonly long[] Counts = new long[measures];
-        public long Rows;
-        public int PeerRows;
-        public int LastPeer = -1;
+        public long PeerRows;
     }
 
     public static AppOutput Run(AppInput input)
@@ -44,48 +52,54 @@ internal static class Aggregates
         var measures = policy.Measures!;
         var columns = measures.Select(m => m.Column is null ? (JoinedColumn?)null : join.Schema.Find(m.Column, "measure column")).ToArray();
         var numbers = ParseNumbers(input, measures, columns);
+        var bounds = measures.Select(m => m.Function == AggregateFunction.Count ? default : (Lo: policy.Bounds![m.Column!][0], Hi: policy.Bounds[m.Column!][1])).ToArray();
 
-        // Index our own rows and walk the other party's, so each group can count its distinct peer rows without a set.
+        // Index our own rows and walk the other party's: each peer row is placed in one group, or in none.
         var index = new KeyIndex(input.Own, join.OwnKeys, join.Normalisation);
         var groups = new Dictionary<string, Group>(StringComparer.Ordinal);
         var cells = new string[groupBy.Length];
+        var other = new string[groupBy.Length];
         for (var pi = 0; pi < input.Peer.Rows.Count; pi++)
         {
             var peer = input.Peer.Rows[pi];
             if (!index.TryFind(JoinKeys.Of(peer, join.PeerKeys, join.Normalisation), out var hit, out _)) continue;
-            for (; hit >= 0; hit = index.Next(hit))
+            var own = input.Own.Rows[hit];
+            for (var g = 0; g < cells.Length; g++) cells[g] = join.Schema.Cell(groupBy[g], own, peer);
+            var key = JoinKeys.Composite(cells);
+            if (InAnotherGroup(hit, key)) continue;
+            if (!groups.TryGetValue(key, out var group)) groups[key] = group = new Group((string[])cells.Clone(), measures.Count);
+            group.PeerRows++;
+            for (var m = 0; m < measures.Count; m++)
             {
-                var own = input.Own.Rows[hit];
-                for (var g = 0; g < cells.Length; g++) cells[g] = join.Schema.Cell(groupBy[g], own, peer);
-                var key = JoinKeys.Composite(cells);
-                if (!groups.TryGetValue(key, out var group)) groups[key] = group = new Group((string[])cells.Clone(), measures.Count);
-                group.Rows++;
-                if (group.LastPeer != pi)
+                if (columns[m] is not { } c) continue;
+                if (numbers[m] is { } values)
                 {
-                    group.LastPeer = pi;
-                    group.PeerRows++;
+                    if (values[c.FromPeer ? pi : hit] is not { } v) continue;
+                    try
+                    {
+                        group.Sums[m] += Math.Clamp(v, bounds[m].Lo, bounds[m].Hi);
+                    }
+                    catch (OverflowException)
+                    {
+                        throw new ProtocolException("aggregate-overflow", $"A sum of column '{c.Name}' is outside the decimal range (about ±7.9e28).");
+                    }
+                    group.Counts[m]++;
                 }
-                for (var m = 0; m < measures.Count; m++)
+                else if (join.Schema.Cell(c, own, peer).Length > 0)
                 {
-                    if (columns[m] is not { } c) continue;
-                    if (numbers[m] is { } values)
-                    {
-                        if (values[c.FromPeer ? pi : hit] is not { } v) continue;
-                        try
-                        {
-                            group.Sums[m] += v;
-                        }
-                        catch (OverflowException)
-                        {
-                            throw new ProtocolException("aggregate-overflow", $"A sum of column '{c.Name}' is outside the decimal range (about ±7.9e28).");
-                        }
-                        group.Counts[m]++;
-                    }
-                    else if (join.Schema.Cell(c, own, peer).Length > 0)
-                    {
-                        group.Counts[m]++;
-                    }
+                    group.Counts[m]++;
                 }
+            }
+
+            // True when a later own row with the same key as own row `first` puts this peer row in a group other than `group`.
+            bool InAnotherGroup(int first, string group)
+            {
+                for (var next = index.Next(first); next >= 0; next = index.Next(next))
+                {
+                    for (var g = 0; g < other.Length; g++) other[g] = join.Schema.Cell(groupBy[g], input.Own.Rows[next], peer);
+                    if (!string.Equals(JoinKeys.Composite(other), group, StringComparison.Ordinal)) return true;
+                }
+                return false;
             }
         }
 
@@ -93,10 +107,8 @@ internal static class Aggregates
         var suppressed = groups.Count - released.Count;
         var names = OutputColumns(groupBy, measures);
         var rows = new List<string[]>(released.Count + 1);
-        long rowsReleased = 0;
         foreach (var g in released)
         {
-            rowsReleased += g.Rows;
             var row = new string[names.Count];
             g.Cells.CopyTo(row, 0);
             for (var m = 0; m < measures.Count; m++) row[groupBy.Length + m] = Format(measures[m], g, m);
@@ -106,12 +118,13 @@ internal static class Aggregates
         var summary = Enumerable.Repeat("", names.Count).ToArray();
         summary[^1] = suppressed.ToString(CultureInfo.InvariantCulture);
         rows.Add(summary);
-        return new AppOutput(rowsReleased, new Table(names, rows));
+        var skipped = input.Own.Rows.Count(r => JoinKeys.Of(r, join.OwnKeys, join.Normalisation) is null);
+        return new AppOutput(new Table(names, rows), null, skipped, PeerRowCount.Released(input));
     }
 
     private static string Format(AggregateMeasure measure, Group g, int m) => measure.Function switch
     {
-        AggregateFunction.Count => (measure.Column is null ? g.Rows : g.Counts[m]).ToString(CultureInfo.InvariantCulture),
+        AggregateFunction.Count => (measure.Column is null ? g.PeerRows : g.Counts[m]).ToString(CultureInfo.InvariantCulture),
         _ when g.Counts[m] == 0 => "",
         AggregateFunction.Sum => g.Sums[m].ToString(CultureInfo.InvariantCulture),
         _ => (g.Sums[m] / g.Counts[m]).ToString(CultureInfo.InvariantCulture),

@@ -81,7 +81,7 @@ internal sealed record JoinSetup(int[] OwnKeys, int[] PeerKeys, KeyNormalisation
 {
     public static JoinSetup Create(AppInput input)
     {
-        var keys = OutputPolicyCheck.KeyColumns(input.Policy);
+        var keys = input.Policy.JoinColumns();
         var ownKeys = JoinKeys.Resolve(input.Own, keys, input.OwnParty);
         var peerKeys = JoinKeys.Resolve(input.Peer, keys, input.PeerParty);
         return new JoinSetup(ownKeys, peerKeys, input.Policy.Normalisation, JoinedSchema.Create(input.Own, input.Peer, ownKeys, peerKeys, input.PeerParty));

@@ -4,10 +4,18 @@ using TwinSeal.Protocol.Apps;
 namespace TwinSeal.Apps;
 
 /// <summary>
-/// <c>secure-match</c>: inner join on the key column(s). Releases the joined row count (<see cref="ResultKind.MatchCount"/>),
-/// the number of distinct keys in both tables (<see cref="ResultKind.IntersectionSize"/>, carried in
-/// <see cref="AppOutput.MatchCount"/>) or the joined rows, limited to the released columns (<see cref="ResultKind.JoinedRows"/>).
+/// <c>secure-match</c>: inner join on the key column(s). Releases the number of distinct keys in both tables
+/// (<see cref="ResultKind.MatchCount"/> and <see cref="ResultKind.IntersectionSize"/>, both in
+/// <see cref="AppOutput.DistinctMatchedKeys"/>) or the joined rows, limited to the released columns (<see cref="ResultKind.JoinedRows"/>).
 /// </summary>
+/// <remarks>
+/// Counts are of distinct keys, never of joined pairs: with pairs, a party that puts candidate i in its own table 2^i
+/// times reads the other party's membership of every candidate as the bits of one count. With distinct keys, repeating
+/// an own key changes nothing. Own rows with an empty key match nothing and are counted in
+/// <see cref="AppOutput.SkippedEmptyKeys"/>; nothing is counted about the other party's table unless the policy
+/// releases its row count. With <see cref="OutputPolicy.MinimumOwnRows"/>, a count is refused (<c>own-table-too-small</c>)
+/// for an own table of fewer distinct non-empty keys.
+/// </remarks>
 internal static class SecureMatch
 {
     public static AppOutput Run(AppInput input)
@@ -16,28 +24,40 @@ internal static class SecureMatch
         var result = input.Policy.Result;
         // Index the other party's rows; probe with our own, so joined rows come out in our table's order.
         var index = new KeyIndex(input.Peer, join.PeerKeys, join.Normalisation);
+        long skipped = 0;
 
-        if (result == ResultKind.IntersectionSize)
+        if (result != ResultKind.JoinedRows)
         {
-            var counted = new HashSet<string>(StringComparer.Ordinal);
+            var ownKeys = new HashSet<string>(StringComparer.Ordinal);
             foreach (var own in input.Own.Rows)
             {
-                var key = JoinKeys.Of(own, join.OwnKeys, join.Normalisation);
-                if (index.TryFind(key, out _, out _)) counted.Add(key!);
+                if (JoinKeys.Of(own, join.OwnKeys, join.Normalisation) is { } key) ownKeys.Add(key);
+                else skipped++;
             }
-            return new AppOutput(counted.Count, null);
+            // Decided on the own table alone, before the other party's is looked at, so the refusal says nothing about it.
+            if (input.Policy.MinimumOwnRows is { } minimum && ownKeys.Count < minimum)
+                throw new ProtocolException("own-table-too-small", $"Your table holds {ownKeys.Count} distinct non-empty keys; the output policy counts matches only for a table of at least {minimum}.");
+            long counted = 0;
+            foreach (var key in ownKeys)
+                if (index.TryFind(key, out _, out _)) counted++;
+            return new AppOutput(null, counted, skipped, PeerRowCount.Released(input));
         }
 
-        long matches = 0;
-        var released = result == ResultKind.JoinedRows ? join.Schema.Project(input.Policy.ReleasedColumns) : null;
-        var rows = released is null ? null : new List<string[]>();
+        var released = join.Schema.Project(input.Policy.ReleasedColumns);
+        var rows = new List<string[]>();
         foreach (var own in input.Own.Rows)
         {
-            if (!index.TryFind(JoinKeys.Of(own, join.OwnKeys, join.Normalisation), out var hit, out var count)) continue;
-            matches += count;
-            if (rows is null) continue;
-            for (; hit >= 0; hit = index.Next(hit)) rows.Add(released!.Row(own, input.Peer.Rows[hit]));
+            var key = JoinKeys.Of(own, join.OwnKeys, join.Normalisation);
+            if (key is null) skipped++;
+            if (!index.TryFind(key, out var hit, out _)) continue;
+            for (; hit >= 0; hit = index.Next(hit)) rows.Add(released.Row(own, input.Peer.Rows[hit]));
         }
-        return new AppOutput(matches, released is null ? null : new Table(released.Names, rows!));
+        return new AppOutput(new Table(released.Names, rows), null, skipped, PeerRowCount.Released(input));
     }
+}
+
+/// <summary>The other party's row count, released only when the policy names it.</summary>
+internal static class PeerRowCount
+{
+    public static long? Released(AppInput input) => input.Policy.ReleasePeerRowCount ? input.Peer.Rows.Count : null;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using DiffPlex.DiffBuilder;
 using DiffPlex.DiffBuilder.Model;
@@ -182,11 +183,14 @@ public static class AdminVerbs
         var groupBy = new Option<string[]>("--group-by") { Description = "aggregate: a group-by column (repeatable)." };
         var measure = new Option<string[]>("--measure") { Description = "aggregate: FUNCTION[:COLUMN], e.g. Count or Sum:spend_eur (repeatable)." };
         var k = new Option<int?>("--min-group-size") { Description = "aggregate: groups with fewer distinct rows of the other party are suppressed (k)." };
+        var bound = new Option<string[]>("--bound") { Description = "aggregate: COLUMN=LO:HI, the bounds every value of a summed or averaged column is clamped to (required for each; repeatable)." };
+        var releasePeerRows = new Option<bool>("--release-peer-row-count") { Description = "Also release the other party's row count to the recipient." };
+        var minimumOwnRows = new Option<int?>("--min-own-rows") { Description = "MatchCount / IntersectionSize: refuse to count for an own table of fewer distinct keys." };
         var result = new Option<ResultKind>("--result") { Description = "MatchCount or JoinedRows.", DefaultValueFactory = _ => ResultKind.MatchCount };
         var recipient = new Option<string>("--recipient") { Description = "Party that receives the result.", Required = true };
         var template = new Command("template", "Write a policy document from the parties' reference values (review it, then 'policy propose').")
         {
-            usage, operators, method, quorumOpt, keyColumn, result, recipient, computation, normalisation, joinKind, released, groupBy, measure, k,
+            usage, operators, method, quorumOpt, keyColumn, result, recipient, computation, normalisation, joinKind, released, groupBy, measure, k, bound, releasePeerRows, minimumOwnRows,
         };
         template.SetAction(pr =>
         {
@@ -210,11 +214,22 @@ public static class AdminVerbs
                         ? new AggregateMeasure(f, parts.Length > 1 ? parts[1] : null)
                         : throw new ProtocolException("usage", $"--measure takes Count, Sum:COLUMN or Mean:COLUMN, not '{m}'.");
                 }).ToArray();
+                var bounds = new Dictionary<string, IReadOnlyList<decimal>>(StringComparer.Ordinal);
+                foreach (var b in pr.GetValue(bound) ?? [])
+                {
+                    var eq = b.LastIndexOf('=');
+                    var range = eq > 0 ? b[(eq + 1)..].Split(':') : [];
+                    if (range.Length != 2 || !decimal.TryParse(range[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var lo)
+                        || !decimal.TryParse(range[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var hi))
+                        throw new ProtocolException("usage", $"--bound takes COLUMN=LO:HI with decimal numbers, not '{b}'.");
+                    bounds[b[..eq]] = [lo, hi];
+                }
                 var output = new OutputPolicy(pr.GetValue(computation)!, keys[0], pr.GetValue(result), pr.GetValue(recipient)!,
                     KeyColumns: keys.Length > 1 ? keys : null, Normalisation: pr.GetValue(normalisation), JoinKind: pr.GetValue(joinKind),
                     ReleasedColumns: pr.GetValue(released) is { Length: > 0 } rc ? rc : null,
                     GroupBy: pr.GetValue(groupBy) is { Length: > 0 } gb ? gb : null,
-                    Measures: measures.Length > 0 ? measures : null, MinimumGroupSize: pr.GetValue(k));
+                    Measures: measures.Length > 0 ? measures : null, MinimumGroupSize: pr.GetValue(k),
+                    ReleasePeerRowCount: pr.GetValue(releasePeerRows), Bounds: bounds.Count > 0 ? bounds : null, MinimumOwnRows: pr.GetValue(minimumOwnRows));
                 var policy = new AuthorityPolicy(grants, ops, pr.GetValue(method), output, pr.GetValue(quorumOpt));
                 Console.WriteLine(JsonSerializer.Serialize(policy, ProtocolJson.Indented));
                 return 0;

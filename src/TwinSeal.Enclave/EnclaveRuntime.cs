@@ -174,8 +174,9 @@ public sealed class EnclaveRuntime : IDisposable
         sw.Restart();
         var released = output.Rows is null ? [] : TableCsv.Write(output.Rows);
         timings["encode"] = sw.Elapsed.TotalMilliseconds;
-        // Only what the output policy releases leaves, plus this party's own row count: not the peer's manifest or row count.
-        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.MatchCount, own.Rows.Count, timings);
+        // Only what the app released, and what the recipient knows already: no count, size or digest of the other party's table.
+        var outcome = new ComputationOutcome(compute.Key.Policy.Output.Computation, compute.Key.Policy.Output.Result, output.DistinctMatchedKeys, output.SkippedEmptyKeys,
+            own.Rows.Count, output.PeerRows, manifest.DatasetId, manifest.SenderParty, timings);
         return (Ok() with { Outcome = outcome }, released);
     }
 

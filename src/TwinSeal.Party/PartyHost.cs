@@ -337,7 +337,8 @@ public sealed class PartyHost : IAsyncDisposable
             written = full;
             timings["write"] = sw.Elapsed.TotalMilliseconds;
         }
-        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.MatchCount, outcome.OwnRows, written, new StageTimings(timings));
+        return new ComputeResult(datasetId, outcome.Computation, outcome.Result, outcome.DistinctMatchedKeys, outcome.SkippedEmptyKeys, outcome.OwnRows, outcome.PeerRows,
+            written, new StageTimings(timings));
     }
 
     /// <summary>

@@ -20,8 +20,12 @@ public sealed class Table(IReadOnlyList<string> columns, IReadOnlyList<string[]>
 /// <summary>What an app is given: its own party's table, the other party's verified table, and the agreed output policy.</summary>
 public sealed record AppInput(Table Own, Table Peer, OutputPolicy Policy, string OwnParty, string PeerParty);
 
-/// <summary>What an app releases to the policy's recipient: the match count, and the rows only when the policy releases rows.</summary>
-public sealed record AppOutput(long MatchCount, Table? Rows);
+/// <summary>What an app releases to the policy's recipient, and nothing the policy did not name.</summary>
+/// <param name="Rows">The released table (joined rows or aggregates), when the policy releases one.</param>
+/// <param name="DistinctMatchedKeys">With <see cref="ResultKind.MatchCount"/> or <see cref="ResultKind.IntersectionSize"/>: the number of distinct keys (after normalisation) present in both tables; otherwise null.</param>
+/// <param name="SkippedEmptyKeys">Rows of the recipient's own table that have no key (an empty key cell) and so matched nothing. Never a count about the other party's table.</param>
+/// <param name="PeerRows">The other party's row count, only when the policy says <see cref="OutputPolicy.ReleasePeerRowCount"/>; otherwise null.</param>
+public sealed record AppOutput(Table? Rows, long? DistinctMatchedKeys, long SkippedEmptyKeys, long? PeerRows = null);
 
 /// <summary>An app that runs inside the isolated area. Implementations live in the measured app bundle.</summary>
 public interface IEnclaveApp

@@ -60,11 +60,12 @@ public sealed record DatasetManifest(Guid DatasetId, string SenderParty, string 
 public sealed record SealedDataset(Guid DatasetId, long Rows);
 
 /// <summary>
-/// What the computation released, and nothing about the other party's dataset beyond it: no manifest, no row count. The
-/// receiving host already knows the dataset id, key and sender from the upload.
+/// What the computation released, and nothing about the other party's table that the policy did not name: not its row
+/// count, size or digest (the manifest stays in the isolated area). Members are those of <see cref="Apps.AppOutput"/>, plus
+/// what the recipient already knows (its own row count, which dataset it computed on and who sent it) and timings.
 /// </summary>
-/// <param name="OwnRows">Rows of this party's own table.</param>
-public sealed record ComputationOutcome(string Computation, ResultKind Result, long MatchCount, long OwnRows, IReadOnlyDictionary<string, double> Milliseconds);
+public sealed record ComputationOutcome(string Computation, ResultKind Result, long? DistinctMatchedKeys, long SkippedEmptyKeys, long OwnRows, long? PeerRows,
+    Guid PeerDatasetId, string PeerParty, IReadOnlyDictionary<string, double> Milliseconds);
 
 /// <summary>Reads and writes channel frames.</summary>
 public static class EnclaveFrame

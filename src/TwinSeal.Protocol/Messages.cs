@@ -77,18 +77,28 @@ public sealed record UsageGrant(string PartyId, ReferenceValues ReferenceValues,
 /// <summary>What the computation may release. Part of the policy both parties agree on, and bound into the key release.</summary>
 public enum ResultKind
 {
-    /// <summary>Only the number of matching rows (joined row count).</summary>
+    /// <summary>
+    /// Only the number of distinct keys (after normalisation) present in both tables: duplicate keys on either side count
+    /// once, so a party cannot read the other's membership as bits by repeating its own keys. The same number as
+    /// <see cref="IntersectionSize"/>; <c>secure-match</c> only.
+    /// </summary>
     MatchCount,
-    /// <summary>The joined rows, to the recipient only.</summary>
+    /// <summary>
+    /// The joined rows, to the recipient only: one per pair of an own row and a row of the other party with the same key.
+    /// A key repeated in the recipient's own table repeats the other party's row, which tells the recipient nothing the
+    /// rows do not already hold (it knows its own repetitions), so duplicates are joined, not refused.
+    /// </summary>
     JoinedRows,
-    /// <summary>Only the number of distinct key values present in both tables (after normalisation), carried as the match count; <c>secure-match</c> only.</summary>
+    /// <summary>Only the number of distinct key values present in both tables (after normalisation); <c>secure-match</c> only.</summary>
     IntersectionSize,
     /// <summary>
-    /// <c>aggregate</c> only: counts, sums and means by group over the inner join. The released table has the group-by
+    /// <c>aggregate</c> only: counts, sums and means by group over the inner join, each row of the other party in at most
+    /// one group and counted once there (a row whose key the recipient's table puts in several groups is in none), each
+    /// summed value clamped to <see cref="OutputPolicy.Bounds"/>. The released table has the group-by
     /// columns, one column per measure (<c>count</c>, <c>count(col)</c>, <c>sum(col)</c>, <c>mean(col)</c>) and
     /// <c>suppressed_groups</c>; one row per group holding at least <see cref="OutputPolicy.MinimumGroupSize"/> distinct
     /// rows of the other party (ordinal order, <c>suppressed_groups</c> empty), then always one summary row, empty except
-    /// <c>suppressed_groups</c> = the number of groups withheld. The match count is the number of joined rows in released groups.
+    /// <c>suppressed_groups</c> = the number of groups withheld. Nothing else leaves (no match count).
     /// </summary>
     Aggregates,
 }
@@ -145,7 +155,18 @@ public sealed record AggregateMeasure(AggregateFunction Function, string? Column
 /// <param name="GroupBy">With <c>aggregate</c>: columns of the joined rows to group by (null or empty = one group).</param>
 /// <param name="Measures">With <c>aggregate</c>: what to compute per group; at least one.</param>
 /// <param name="MinimumGroupSize">With <c>aggregate</c> (required there): k, the least number of distinct rows of the other party a group must hold to be released (k ≥ 1).</param>
-public sealed record OutputPolicy(
+/// <param name="ReleasePeerRowCount">Also release the other party's row count to the recipient (otherwise no count about the other party's table leaves).</param>
+/// <param name="Bounds">
+/// With <c>aggregate</c>: for each column a Sum or Mean measure reads (required for each of them, and only for them), its
+/// bounds <c>[lo, hi]</c> (lo ≤ hi); every value is clamped into them before it is added, so no single row moves a sum by
+/// more than max(|lo|, |hi|).
+/// </param>
+/// <param name="MinimumOwnRows">
+/// With <see cref="ResultKind.MatchCount"/> or <see cref="ResultKind.IntersectionSize"/>: the least number of distinct
+/// non-empty keys the recipient's own table must hold, or the app refuses to count (<c>own-table-too-small</c>), so a
+/// table of one key cannot ask "is this one person in your table?". It does not stop a probe padded with made-up keys.
+/// </param>
+public sealed partial record OutputPolicy(
     string Computation,
     string KeyColumn,
     ResultKind Result,
@@ -156,7 +177,10 @@ public sealed record OutputPolicy(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? ReleasedColumns = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? GroupBy = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AggregateMeasure>? Measures = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumGroupSize = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumGroupSize = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool ReleasePeerRowCount = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, IReadOnlyList<decimal>>? Bounds = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinimumOwnRows = null);
 
 /// <summary>
 /// A key's authority as one document: usage authority (who may use the key with which attested app),
@@ -293,9 +317,14 @@ public sealed record ArrivalCommand(string KeyId, string OwnTable, string From, 
 /// <param name="OutputPath">Where the host writes joined rows, when the output policy releases them to this party: a file inside the party folder's <c>results/</c> directory, relative to it.</param>
 public sealed record ComputeCommand(string KeyId, Guid DatasetId, string OwnTable, string? OutputPath = null);
 
-/// <summary>The computation's released result: what the output policy releases, and this party's own row count; nothing else of the other party's dataset.</summary>
+/// <summary>The computation's released result: what <see cref="ComputationOutcome"/> carries, and where the released table went.</summary>
+/// <param name="DistinctMatchedKeys">With <see cref="ResultKind.MatchCount"/> or <see cref="ResultKind.IntersectionSize"/>: distinct keys present in both tables; otherwise null.</param>
+/// <param name="SkippedEmptyKeys">Rows of the recipient's own table that had an empty key and matched nothing.</param>
+/// <param name="OwnRows">The recipient's own row count.</param>
+/// <param name="PeerRows">The other party's row count, only when the policy released it (<see cref="OutputPolicy.ReleasePeerRowCount"/>).</param>
 /// <param name="JoinedRowsPath">File the released table (joined rows or aggregates) was written to, when the policy released one.</param>
-public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long MatchCount, long OwnRows, string? JoinedRowsPath, StageTimings Timings);
+public sealed record ComputeResult(Guid DatasetId, string Computation, ResultKind Result, long? DistinctMatchedKeys, long SkippedEmptyKeys, long OwnRows, long? PeerRows,
+    string? JoinedRowsPath, StageTimings Timings);
 
 /// <summary>Milliseconds per named stage.</summary>
 public sealed record StageTimings(IReadOnlyDictionary<string, double> Milliseconds);

@@ -17,6 +17,10 @@ public static class PolicyDocument
             },
         }).ToArray(),
         Operators = p.Operators.ToArray(),
+        Output = p.Output with
+        {
+            Bounds = p.Output.Bounds is null ? null : new SortedDictionary<string, IReadOnlyList<decimal>>(p.Output.Bounds.ToDictionary(), StringComparer.Ordinal),
+        },
     };
 
     /// <summary>Lower-case hex SHA-256 of the canonical JSON of the policy.</summary>

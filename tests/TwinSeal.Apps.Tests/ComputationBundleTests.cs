@@ -21,10 +21,13 @@ public sealed class ComputationBundleTests : IDisposable
         var peer = Tables.Of(["id", "p"], ["k", "2"], ["j", "3"]);
         var policy = new OutputPolicy(computation, "id", result, "party2", JoinKind: join,
             Measures: computation == "aggregate" ? [new AggregateMeasure(AggregateFunction.Sum, "p")] : null,
-            MinimumGroupSize: computation == "aggregate" ? 1 : null);
+            MinimumGroupSize: computation == "aggregate" ? 1 : null,
+            Bounds: computation == "aggregate" ? new Dictionary<string, IReadOnlyList<decimal>> { ["p"] = [0, 10] } : null);
 
         var output = bundle.App.Run(new AppInput(own, peer, policy, "party2", "party1"));
 
-        Assert.Equal(1, output.MatchCount);
+        // Each computation found the one shared key: as a count, as one joined row with the other party's cell, or as a sum.
+        if (result == ResultKind.IntersectionSize) Assert.Equal(1, output.DistinctMatchedKeys);
+        else Assert.Contains(output.Rows!.Rows, r => r.Contains("2"));
     }
 }

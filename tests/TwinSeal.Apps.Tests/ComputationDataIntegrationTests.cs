@@ -35,7 +35,6 @@ public sealed class ComputationDataIntegrationTests
         var expected = Join(own, peer, Keys(multi), n, JoinKind.Left);
         Assert.Equal(expected.Columns, output.Rows!.Columns);
         Assert.Equal(Tables.Multiset(expected.Rows), Tables.Multiset(output.Rows.Rows));
-        Assert.Equal(expected.Matches, output.MatchCount);
     }
 
     [Theory]
@@ -49,7 +48,6 @@ public sealed class ComputationDataIntegrationTests
         var expected = Join(own, peer, Keys(multi), n, JoinKind.FullOuter);
         Assert.Equal(expected.Columns, output.Rows!.Columns);
         Assert.Equal(Tables.Multiset(expected.Rows), Tables.Multiset(output.Rows.Rows));
-        Assert.Equal(expected.Matches, output.MatchCount);
     }
 
     [Theory]
@@ -75,7 +73,6 @@ public sealed class ComputationDataIntegrationTests
         var output = Run(own, peer, Policy(JoinKind.Left, ["id"]));
 
         Assert.Equal<string[]>([["k", "o1", "p1"], ["z", "o2", ""]], output.Rows!.Rows);
-        Assert.Equal(1, output.MatchCount);
     }
 
     [Fact]
@@ -110,7 +107,7 @@ public sealed class ComputationDataIntegrationTests
         var output = Run(own, peer, Policy(JoinKind.FullOuter, ["id"]));
 
         Assert.Equal<string[]>([["", "o1", ""], ["", "", "p1"]], output.Rows!.Rows);
-        Assert.Equal(0, output.MatchCount);
+        Assert.Equal(1, output.SkippedEmptyKeys);
     }
 
     [Fact]

@@ -101,8 +101,12 @@ internal static class ComputationReference
         return seen.Count;
     }
 
-    /// <summary>Group the inner join's rows, keep groups with at least k distinct peer rows, in ordinal order, then the summary row.</summary>
-    public static (List<string> Columns, List<string[]> Rows, long ReleasedJoinedRows) Aggregate(Table own, Table peer, OutputPolicy policy)
+    /// <summary>
+    /// Each peer row joined once, with the first own row of its key, unless the own rows of its key fall in several groups
+    /// (then it is left out); group, keep groups with at least k peer rows, in ordinal order, then the summary row.
+    /// Summed values are clamped to the policy's bounds.
+    /// </summary>
+    public static (List<string> Columns, List<string[]> Rows) Aggregate(Table own, Table peer, OutputPolicy policy)
     {
         var keys = policy.KeyColumns ?? [policy.KeyColumn];
         var ok = KeyIndices(own, keys);
@@ -110,9 +114,12 @@ internal static class ComputationReference
         var joinedColumns = JoinedColumns(own, peer, pk);
         var groupBy = policy.GroupBy ?? [];
         var pairs = new List<(int Peer, string[] Row)>();
-        for (var oi = 0; oi < own.Rows.Count; oi++)
-            for (var pi = 0; pi < peer.Rows.Count; pi++)
-                if (Matches(own.Rows[oi], ok, peer.Rows[pi], pk, policy.Normalisation)) pairs.Add((pi, Joined(own.Rows[oi], peer.Rows[pi], pk)));
+        for (var pi = 0; pi < peer.Rows.Count; pi++)
+        {
+            var joined = own.Rows.Where(o => Matches(o, ok, peer.Rows[pi], pk, policy.Normalisation)).Select(o => Joined(o, peer.Rows[pi], pk)).ToList();
+            var groupsOfRow = joined.Select(r => string.Join("\u0001", groupBy.Select(g => r[joinedColumns.IndexOf(g)]))).Distinct().Count();
+            if (groupsOfRow == 1) pairs.Add((pi, joined[0]));
+        }
 
         var groups = new List<(string[] Cells, List<(int Peer, string[] Row)> Members)>();
         foreach (var pair in pairs)
@@ -156,8 +163,8 @@ internal static class ComputationReference
                 {
                     AggregateFunction.Count => (m.Column is null ? members.Count : values.Count).ToString(CultureInfo.InvariantCulture),
                     _ when values.Count == 0 => "",
-                    AggregateFunction.Sum => Sum(values).ToString(CultureInfo.InvariantCulture),
-                    _ => (Sum(values) / values.Count).ToString(CultureInfo.InvariantCulture),
+                    AggregateFunction.Sum => Sum(values, policy.Bounds![m.Column!]).ToString(CultureInfo.InvariantCulture),
+                    _ => (Sum(values, policy.Bounds![m.Column!]) / values.Count).ToString(CultureInfo.InvariantCulture),
                 });
             }
             row.Add("");
@@ -166,13 +173,13 @@ internal static class ComputationReference
         var summary = columns.Select(_ => "").ToArray();
         summary[^1] = (groups.Count - released.Count).ToString(CultureInfo.InvariantCulture);
         rows.Add(summary);
-        return (columns, rows, released.Sum(g => (long)g.Members.Count));
+        return (columns, rows);
     }
 
-    private static decimal Sum(IEnumerable<string> values)
+    private static decimal Sum(IEnumerable<string> values, IReadOnlyList<decimal> bounds)
     {
         var sum = 0m;
-        foreach (var v in values) sum += decimal.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+        foreach (var v in values) sum += Math.Min(Math.Max(decimal.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture), bounds[0]), bounds[1]);
         return sum;
     }
 

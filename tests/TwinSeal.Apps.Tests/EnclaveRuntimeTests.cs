@@ -412,8 +412,11 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         var outcome = reply.Outcome!;
         Assert.Equal("secure-match", outcome.Computation);
         Assert.Equal(ResultKind.JoinedRows, outcome.Result);
-        Assert.Equal(6, outcome.MatchCount);
+        Assert.Null(outcome.DistinctMatchedKeys);
+        Assert.Null(outcome.PeerRows);
         Assert.Equal(6, outcome.OwnRows);
+        Assert.Equal(1, outcome.SkippedEmptyKeys);
+        Assert.Equal((id, "party1"), (outcome.PeerDatasetId, outcome.PeerParty));
     }
 
     [Fact]
@@ -431,9 +434,9 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
         var computedFrame = await pair.Party2.ExchangeAsync(ProtocolJson.Canonical<EnclaveCommand>(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id)), sealedFrame.Body);
 
         Assert.Equal(new SealedDataset(id, 5), ProtocolJson.Parse<EnclaveReply>(sealedFrame.Header, "reply").Sealed);
-        Assert.Equal(6, ProtocolJson.Parse<EnclaveReply>(computedFrame.Header, "reply").Outcome!.MatchCount);
+        Assert.Null(ProtocolJson.Parse<EnclaveReply>(computedFrame.Header, "reply").Outcome!.PeerRows);
         var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Party1Csv));
-        string[] plaintextMembers = ["manifest", "peerManifest", "sha256", "csvBytes", "schema", "senderMeasurement", "rowCount", "peerRows"];
+        string[] plaintextMembers = ["manifest", "peerManifest", "sha256", "csvBytes", "schema", "senderMeasurement", "rowCount"];
         foreach (var header in new[] { sealedFrame.Header, computedFrame.Header })
         {
             Assert.DoesNotContain(digest, System.Text.Encoding.UTF8.GetString(header), StringComparison.OrdinalIgnoreCase);
@@ -471,7 +474,7 @@ public sealed class EnclaveRuntimeTests(SimEnvironment env) : IClassFixture<SimE
 
         var (reply, body) = await Ok(pair.Party2.SendAsync(new ComputeOnDataset("mine", Releases.Release(key, pair.D2.EnclavePublicKey, policy, "party2"), id), ciphertext));
 
-        Assert.Equal(6, reply.Outcome!.MatchCount);
+        Assert.Equal(3, reply.Outcome!.DistinctMatchedKeys); // k2, k1, 日本: k2's two rows on each side count once
         Assert.Empty(body);
     }
 

@@ -38,6 +38,18 @@ public sealed class OutputPolicyJsonTests
     }
 
     [Fact]
+    public void Bounds_are_written_as_a_column_to_lo_hi_map_and_the_policy_hash_does_not_depend_on_their_order()
+    {
+        var a = new OutputPolicy("aggregate", "id", ResultKind.Aggregates, "p", Measures: [new AggregateMeasure(AggregateFunction.Sum, "x"), new AggregateMeasure(AggregateFunction.Sum, "y")],
+            MinimumGroupSize: 5, Bounds: new Dictionary<string, IReadOnlyList<decimal>> { ["y"] = [-1, 1], ["x"] = [0, 2.5m] });
+        var b = a with { Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["x"] = [0, 2.5m], ["y"] = [-1, 1] } };
+        AuthorityPolicy Doc(OutputPolicy o) => new([], ["p"], ChangeMethod.Immutable, o);
+
+        Assert.Contains("\"bounds\":{\"x\":[0,2.5],\"y\":[-1,1]}", Encoding.UTF8.GetString(ProtocolJson.Canonical(PolicyDocument.Canonicalise(Doc(a)))), StringComparison.Ordinal);
+        Assert.Equal(PolicyDocument.Hash(Doc(a)), PolicyDocument.Hash(Doc(b)));
+    }
+
+    [Fact]
     public void Join_kind_and_released_columns_are_written_when_set()
     {
         var json = Encoding.UTF8.GetString(ProtocolJson.Canonical(new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, "p", JoinKind: JoinKind.FullOuter, ReleasedColumns: ["a"])));

@@ -25,8 +25,8 @@ public sealed class OutputPolicyRefusalTests
     [Fact]
     public void The_valid_baseline_policies_run()
     {
-        Assert.Equal(1, App.Run(new AppInput(Data, Data, Match, Own, Peer)).MatchCount);
-        Assert.Equal(1, App.Run(new AppInput(Data, Data, Integration, Own, Peer)).MatchCount);
+        Assert.Single(App.Run(new AppInput(Data, Data, Match, Own, Peer)).Rows!.Rows);
+        Assert.Single(App.Run(new AppInput(Data, Data, Integration, Own, Peer)).Rows!.Rows);
         Assert.NotNull(App.Run(new AppInput(Data, Data, Aggregate, Own, Peer)).Rows);
     }
 
@@ -104,6 +104,39 @@ public sealed class OutputPolicyRefusalTests
 
     [Fact]
     public void A_mean_without_a_column_is_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Mean)] });
+
+    [Theory]
+    [InlineData(AggregateFunction.Sum)]
+    [InlineData(AggregateFunction.Mean)]
+    public void A_sum_or_mean_without_bounds_for_its_column_is_refused(AggregateFunction f) => Refused(Aggregate with { Measures = [new AggregateMeasure(f, "v")] });
+
+    [Fact]
+    public void Bounds_with_lo_above_hi_are_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = Bound("v", 5, 1) });
+
+    [Fact]
+    public void Bounds_that_are_not_two_numbers_are_refused()
+        => Refused(Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = new Dictionary<string, IReadOnlyList<decimal>> { ["v"] = [1] } });
+
+    [Fact]
+    public void Bounds_for_a_column_no_sum_or_mean_reads_are_refused() => Refused(Aggregate with { Bounds = Bound("v", 0, 1) });
+
+    [Fact]
+    public void Bounds_outside_an_aggregate_are_refused() => Refused(Match with { Bounds = Bound("v", 0, 1) });
+
+    [Fact]
+    public void A_sum_with_bounds_for_its_column_runs()
+        => Assert.NotNull(App.Run(new AppInput(Data, Data, Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "v")], Bounds = Bound("v", 0, 1), MinimumGroupSize = 1 }, Own, Peer)).Rows);
+
+    private static Dictionary<string, IReadOnlyList<decimal>> Bound(string column, decimal lo, decimal hi) => new() { [column] = [lo, hi] };
+
+    [Theory]
+    [InlineData(ResultKind.JoinedRows)]
+    [InlineData(ResultKind.Aggregates)]
+    public void A_minimum_own_table_size_outside_a_count_is_refused(ResultKind result)
+        => Refused((result == ResultKind.Aggregates ? Aggregate : Match with { Result = result }) with { MinimumOwnRows = 10 });
+
+    [Fact]
+    public void A_minimum_own_table_size_below_one_is_refused() => Refused(Match with { Result = ResultKind.MatchCount, MinimumOwnRows = 0 });
 
     [Fact]
     public void An_undefined_aggregate_function_is_refused() => Refused(Aggregate with { Measures = [new AggregateMeasure((AggregateFunction)99, "v")] });

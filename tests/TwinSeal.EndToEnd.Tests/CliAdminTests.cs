@@ -87,6 +87,25 @@ public sealed class CliAdminTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     }
 
     [Fact]
+    public async Task PolicyTemplate_WritesBoundsMinimumOwnRowsAndPeerRowCount_AsTheOutputPolicyMembers()
+    {
+        var (rexit, refs, rerr) = await CliUnderTest.RunAsync("party", "reference-values", "--party", P1);
+        Assert.True(rexit == 0, rerr);
+        var refFile = Path.Combine(f.Work, "bounds.ref.json");
+        await File.WriteAllTextAsync(refFile, refs, TestContext.Current.CancellationToken);
+
+        var aggregate = await JsonAsync("policy", "template", "--usage", $"party1={refFile}", "--key-column", "email", "--recipient", "party1",
+            "--computation", "aggregate", "--result", "Aggregates", "--measure", "Sum:spend_eur", "--min-group-size", "5", "--bound", "spend_eur=0:2500.5");
+        var count = await JsonAsync("policy", "template", "--usage", $"party1={refFile}", "--key-column", "email", "--recipient", "party1",
+            "--min-own-rows", "100", "--release-peer-row-count");
+
+        var bounds = aggregate.GetProperty("output").GetProperty("bounds").GetProperty("spend_eur");
+        Assert.Equal([0m, 2500.5m], bounds.EnumerateArray().Select(e => e.GetDecimal()));
+        Assert.Equal(100, count.GetProperty("output").GetProperty("minimumOwnRows").GetInt32());
+        Assert.True(count.GetProperty("output").GetProperty("releasePeerRowCount").GetBoolean());
+    }
+
+    [Fact]
     public async Task Approve_OfAnUnknownProposal_IsRefusedWithAClearReason()
     {
         var (exit, _, stderr) = await CliUnderTest.RunAsync("policy", "approve", f.KeyId, "prop-doesnotexist", "--party", P2);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TwinSeal.Attestation.Sim;
+using TwinSeal.Enclave;
 using TwinSeal.Party;
 using TwinSeal.Protocol;
 
@@ -136,7 +137,6 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
             var result = await Stage("S26–S36 party 2 key use and match", "attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
                 () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", "joined.csv")));
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
-            matched = result.MatchCount;
             rowsPath = result.JoinedRowsPath;
             if (rowsPath is not null && options.WorkDirectory is null)
             {
@@ -146,9 +146,11 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
                 File.Copy(rowsPath, kept, overwrite: true);
                 rowsPath = kept;
             }
-            // Party 2's host is not told how many rows party 1 sent; the demo plays both parties and knows it from party 1.
-            progress.Line("", $"decrypted at {Rate(sent.Rows, result.Timings, "decrypt")}, verified at {Rate(sent.Rows, result.Timings, "verify")}, joined at {Rate(sent.Rows + result.OwnRows, result.Timings, "compute")}");
-            progress.Line("", $"matched {result.MatchCount:N0} rows (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
+            // Party 2 learns only what the policy releases: the distinct matched keys, or the joined rows (counted here from
+            // the file). Nothing about party 1's row count reaches it, so rates are of ciphertext bytes and of party 2's own rows.
+            matched = result.DistinctMatchedKeys ?? (rowsPath is null ? -1 : TableCsv.Parse(await File.ReadAllBytesAsync(rowsPath, ct), "joined rows").Rows.Count);
+            progress.Line("", $"decrypted at {ByteRate(sent.CiphertextBytes, result.Timings, "decrypt")}, verified at {ByteRate(sent.CiphertextBytes, result.Timings, "verify")}, joined at {Rate(result.OwnRows, result.Timings, "compute")} of its own");
+            progress.Line("", $"matched {matched:N0} {(result.DistinctMatchedKeys is null ? "rows" : "distinct keys")} (expected {data.ExpectedMatches:N0}){(rowsPath is null ? "" : $"; joined rows written to {rowsPath}")}");
 
             await Stage("attacks", "a tampered copy of party 1's app, a startup hook injected through the host's environment, and replays of a captured key-use request", async () =>
             {
@@ -202,6 +204,9 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
 
     private static string Rate(long rows, StageTimings timings, string stage)
         => timings.Milliseconds.TryGetValue(stage, out var ms) && ms > 0 ? $"{rows / (ms / 1000.0):N0} rows/s" : "n/a";
+
+    private static string ByteRate(long bytes, StageTimings timings, string stage)
+        => timings.Milliseconds.TryGetValue(stage, out var ms) && ms > 0 ? $"{bytes / (ms / 1000.0) / 1e6:N1} MB/s" : "n/a";
 
     private static ReferenceValues Reference(EnclaveDescription e) => new(e.Platform, [e.Measurement], e.PlatformTests);
 

@@ -13,9 +13,6 @@ namespace TwinSeal.Kms.Authority;
 /// </summary>
 public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOptions options)
 {
-    /// <summary>Supported computations (the app bundle dispatches on these names).</summary>
-    public static readonly IReadOnlySet<string> Computations = new HashSet<string>(StringComparer.Ordinal) { "secure-match", "data-integration", "aggregate" };
-
     /// <summary>The current authority of a key, or null when none has been set.</summary>
     public AuthorityInfo? Current(string keyId) => db.Read(c => Current(c, null, keyId));
 
@@ -201,53 +198,8 @@ public sealed class AuthorityService(KmsDatabase db, TimeProvider clock, KmsOpti
         }
         if (p.ExpiresAt is { } expires && expires <= now) throw Bad($"The policy would already be expired ({expires:O}).");
         if (!p.Usage.Any(u => u.PartyId == p.Output.Recipient)) throw Bad("The result's recipient must be in the usage authority.");
-        // The output policy: the same rules the app enforces (it refuses anything else with outside-output-policy).
-        var o = p.Output;
-        if (!Computations.Contains(o.Computation)) throw Bad($"Unknown computation '{o.Computation}' (known: {string.Join(", ", Computations)}).");
-        if (!Enum.IsDefined(o.Result)) throw Bad($"Unknown result kind ({(int)o.Result}).");
-        if (!Enum.IsDefined(o.Normalisation)) throw Bad($"Unknown key normalisation ({(int)o.Normalisation}).");
-        if (!Enum.IsDefined(o.JoinKind)) throw Bad($"Unknown join kind ({(int)o.JoinKind}).");
-        ResultKind[] results = o.Computation switch
-        {
-            "secure-match" => [ResultKind.MatchCount, ResultKind.JoinedRows, ResultKind.IntersectionSize],
-            "data-integration" => [ResultKind.JoinedRows],
-            _ => [ResultKind.Aggregates],
-        };
-        if (!results.Contains(o.Result)) throw Bad($"Computation '{o.Computation}' releases {string.Join(" or ", results)}, not {o.Result}.");
-        if (o.Computation == "data-integration" && o.JoinKind == JoinKind.Inner) throw Bad("'data-integration' needs joinKind Left or FullOuter (an inner join is 'secure-match').");
-        if (o.Computation != "data-integration" && o.JoinKind != JoinKind.Inner) throw Bad($"Computation '{o.Computation}' runs an inner join; joinKind {o.JoinKind} is for 'data-integration'.");
-        if (string.IsNullOrWhiteSpace(o.KeyColumn)) throw Bad("The output policy must name the key column.");
-        var keys = o.KeyColumns ?? [o.KeyColumn];
-        if (keys.Count == 0 || keys.Any(string.IsNullOrWhiteSpace)) throw Bad("'keyColumns' must name at least one column, none of them blank.");
-        if (keys.Distinct(StringComparer.Ordinal).Count() != keys.Count) throw Bad("'keyColumns' names a column twice.");
-        if (o.KeyColumn != keys[0]) throw Bad($"'keyColumn' ('{o.KeyColumn}') must repeat the first of 'keyColumns' ('{keys[0]}').");
-        if (o.ReleasedColumns is { } released)
-        {
-            if (o.Result != ResultKind.JoinedRows) throw Bad($"'releasedColumns' only applies to JoinedRows, not to {o.Result}.");
-            if (released.Count == 0 || released.Any(string.IsNullOrWhiteSpace)) throw Bad("'releasedColumns' must name at least one column, none of them blank (leave it out to release all columns).");
-            if (released.Distinct(StringComparer.Ordinal).Count() != released.Count) throw Bad("'releasedColumns' names a column twice.");
-            if (released.All(c => keys.Contains(c, StringComparer.Ordinal))) throw Bad("'releasedColumns' names only key columns; release at least one other column.");
-        }
-        if (o.MinimumGroupSize is < 1) throw Bad($"'minimumGroupSize' (k) must be at least 1, not {o.MinimumGroupSize}.");
-        if (o.Computation != "aggregate")
-        {
-            if (o.GroupBy is not null || o.Measures is not null || o.MinimumGroupSize is not null)
-                throw Bad($"'groupBy', 'measures' and 'minimumGroupSize' are only meaningful with the 'aggregate' computation, not '{o.Computation}'.");
-        }
-        else
-        {
-            if (o.MinimumGroupSize is null) throw Bad("An aggregate needs 'minimumGroupSize' (k ≥ 1): groups with fewer of the other party's rows are suppressed.");
-            if (o.Measures is not { Count: > 0 } measures) throw Bad("An aggregate needs at least one measure.");
-            foreach (var measure in measures)
-            {
-                if (measure is null || !Enum.IsDefined(measure.Function)) throw Bad("A measure names an unknown function (Count, Sum or Mean).");
-                if (measure.Function != AggregateFunction.Count && string.IsNullOrWhiteSpace(measure.Column)) throw Bad($"Measure {measure.Function} needs a column.");
-                if (measure.Column is not null && string.IsNullOrWhiteSpace(measure.Column)) throw Bad("A measure's column must not be blank (leave it out to count rows).");
-            }
-            if (measures.Distinct().Count() != measures.Count) throw Bad("'measures' names the same measure twice.");
-            if (o.GroupBy is { } groupBy && (groupBy.Any(string.IsNullOrWhiteSpace) || groupBy.Distinct(StringComparer.Ordinal).Count() != groupBy.Count))
-                throw Bad("'groupBy' must name distinct, non-blank columns.");
-        }
+        // The output policy: the very rules the app enforces again before it touches data (outside-output-policy there).
+        if (!p.Output.IsValid(out var problem)) throw Bad(problem);
     }
 
     private ProposalStatus TryApply(DbConnection c, DbTransaction tx, string proposalId, DateTimeOffset now)

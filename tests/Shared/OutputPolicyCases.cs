@@ -1,0 +1,82 @@
+using TwinSeal.Protocol;
+
+namespace TwinSeal.Tests.Shared;
+
+/// <summary>
+/// Output policies that are valid and invalid, run against both paths that check them: the KMS at proposal time
+/// (<c>invalid-policy</c>) and the app before it releases anything (<c>outside-output-policy</c>). Both call
+/// <see cref="OutputPolicy.IsValid"/>; these cases keep it that way. The recipient is <c>party1</c>; the columns used are
+/// <c>id</c>, <c>region</c> and <c>score</c> (numeric). Linked into the KMS and the app test projects.
+/// </summary>
+internal static class OutputPolicyCases
+{
+    public const string Recipient = "party1";
+
+    private static readonly OutputPolicy Aggregate = new("aggregate", "id", ResultKind.Aggregates, Recipient, Measures: [new AggregateMeasure(AggregateFunction.Count)], MinimumGroupSize: 3);
+    private static readonly OutputPolicy Match = new("secure-match", "id", ResultKind.MatchCount, Recipient);
+
+    private static Dictionary<string, IReadOnlyList<decimal>> Bound(string column, params decimal[] range) => new() { [column] = range };
+
+    public static TheoryData<string, OutputPolicy> Valid() => new()
+    {
+        { "match count", Match },
+        { "intersection size on two normalised key columns", Match with { Result = ResultKind.IntersectionSize, KeyColumns = ["id", "region"], Normalisation = KeyNormalisation.TrimLowerCase } },
+        { "match count with a minimum own table and the peer row count", Match with { MinimumOwnRows = 1, ReleasePeerRowCount = true } },
+        { "joined rows with released columns", Match with { Result = ResultKind.JoinedRows, ReleasedColumns = ["id", "score"] } },
+        { "full outer integration", new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, Recipient, JoinKind: JoinKind.FullOuter) },
+        { "aggregate count", Aggregate },
+        {
+            "aggregate sum and mean with bounds",
+            Aggregate with { GroupBy = ["region"], Measures = [new AggregateMeasure(AggregateFunction.Sum, "score"), new AggregateMeasure(AggregateFunction.Mean, "score")], Bounds = Bound("score", 0, 100) }
+        },
+    };
+
+    public static TheoryData<string, OutputPolicy> Invalid() => new()
+    {
+        { "unknown computation", Aggregate with { Computation = "psi" } },
+        { "undefined result", Match with { Result = (ResultKind)42 } },
+        { "undefined normalisation", Match with { Normalisation = (KeyNormalisation)42 } },
+        { "undefined join kind", Match with { JoinKind = (JoinKind)42 } },
+        { "match with aggregates", Match with { Result = ResultKind.Aggregates } },
+        { "match with left join", Match with { Result = ResultKind.JoinedRows, JoinKind = JoinKind.Left } },
+        { "integration inner", new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, Recipient) },
+        { "integration count", new OutputPolicy("data-integration", "id", ResultKind.MatchCount, Recipient, JoinKind: JoinKind.Left) },
+        { "aggregate releasing rows", Aggregate with { Result = ResultKind.JoinedRows } },
+        { "empty key column", Match with { KeyColumn = "" } },
+        { "blank key column", Match with { KeyColumn = " " } },
+        { "blank second key column", Match with { KeyColumns = ["id", " "] } },
+        { "no key columns", Match with { KeyColumns = [] } },
+        { "keyColumn not first", Match with { KeyColumns = ["region", "id"] } },
+        { "duplicate key column", Match with { KeyColumns = ["id", "id"] } },
+        { "released only keys", Match with { Result = ResultKind.JoinedRows, KeyColumns = ["id", "region"], ReleasedColumns = ["region", "id"] } },
+        { "released empty", Match with { Result = ResultKind.JoinedRows, ReleasedColumns = [] } },
+        { "released blank", Match with { Result = ResultKind.JoinedRows, ReleasedColumns = ["score", " "] } },
+        { "released twice", Match with { Result = ResultKind.JoinedRows, ReleasedColumns = ["score", "score"] } },
+        { "released with count", Match with { ReleasedColumns = ["score"] } },
+        { "released with aggregate", Aggregate with { ReleasedColumns = ["count"] } },
+        { "minimumOwnRows = 0", Match with { MinimumOwnRows = 0 } },
+        { "minimumOwnRows with joined rows", Match with { Result = ResultKind.JoinedRows, MinimumOwnRows = 10 } },
+        { "minimumOwnRows with aggregates", Aggregate with { MinimumOwnRows = 10 } },
+        { "match with k", Match with { MinimumGroupSize = 2 } },
+        { "match with group-by", Match with { GroupBy = ["region"] } },
+        { "integration with measures", new OutputPolicy("data-integration", "id", ResultKind.JoinedRows, Recipient, JoinKind: JoinKind.Left, Measures: [new AggregateMeasure(AggregateFunction.Count)]) },
+        { "match with bounds", Match with { Bounds = Bound("score", 0, 1) } },
+        { "aggregate without k", Aggregate with { MinimumGroupSize = null } },
+        { "k = 0", Aggregate with { MinimumGroupSize = 0 } },
+        { "k < 0", Aggregate with { MinimumGroupSize = -2 } },
+        { "aggregate without measures", Aggregate with { Measures = null } },
+        { "aggregate with empty measures", Aggregate with { Measures = [] } },
+        { "undefined aggregate function", Aggregate with { Measures = [new AggregateMeasure((AggregateFunction)99, "score")] } },
+        { "sum without column", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum)] } },
+        { "mean with blank column", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Mean, " ")] } },
+        { "count with empty column", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Count, "")] } },
+        { "duplicate measure", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Count), new AggregateMeasure(AggregateFunction.Count)] } },
+        { "duplicate group-by", Aggregate with { GroupBy = ["region", "region"] } },
+        { "blank group-by", Aggregate with { GroupBy = [" "] } },
+        { "sum without bounds", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")] } },
+        { "bounds with lo > hi", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Mean, "score")], Bounds = Bound("score", 5, 1) } },
+        { "bounds of three numbers", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")], Bounds = Bound("score", 0, 1, 2) } },
+        { "bounds of one number", Aggregate with { Measures = [new AggregateMeasure(AggregateFunction.Sum, "score")], Bounds = Bound("score", 0) } },
+        { "bounds of a column no sum reads", Aggregate with { Bounds = Bound("score", 0, 1) } },
+    };
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+using TwinSeal.Protocol;
+using TwinSeal.Protocol.Apps;
+using static TwinSeal.Apps.Tests.ComputationReference;
+
+namespace TwinSeal.Apps.Tests;
+
+/// <summary>Each row of the other party contributes to at most one group, once, with a bounded value (issue 10).</summary>
+public sealed class AggregateContributionTests
+{
+    private static readonly SecureMatchApp App = new();
+
+    private static readonly AggregateMeasure[] CountAndSpend = [new(AggregateFunction.Count), new(AggregateFunction.Sum, "spend")];
+
+    private static OutputPolicy Policy(int k, decimal lo = 0, decimal hi = 10_000)
+        => ComputationAggregateTests.Policy(k, CountAndSpend, ["grp"], ["email"], lo: lo, hi: hi);
+
+    private static AppOutput Run(Table own, Table peer, OutputPolicy policy) => App.Run(new AppInput(own, peer, policy, Own, Peer));
+
+    private static string S(decimal d) => d.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Party 1's 3,000 customers: five the attacker knows are there, sixteen targets, the rest anyone; spends from <paramref name="spendOfTarget"/>.</summary>
+    private static Table PartyOne(Func<int, decimal> spendOfTarget)
+    {
+        var rows = new List<string[]>();
+        for (var i = 0; i < 5; i++) rows.Add([$"known{i}@example.org", "100"]);
+        for (var t = 1; t <= 16; t++) rows.Add([$"target{t}@example.org", S(spendOfTarget(t))]);
+        for (var i = rows.Count; i < 3000; i++) rows.Add([$"customer{i}@example.org", "50"]);
+        return new Table(["email", "spend"], rows);
+    }
+
+    /// <summary>The attacker's own table: group G0 = the five known customers; group Gi = the same five and target i.</summary>
+    private static Table DifferencingProbe()
+    {
+        var rows = new List<string[]>();
+        for (var g = 0; g <= 16; g++)
+        {
+            for (var i = 0; i < 5; i++) rows.Add([$"known{i}@example.org", $"G{g}"]);
+            if (g > 0) rows.Add([$"target{g}@example.org", $"G{g}"]);
+        }
+        return new Table(["email", "grp"], rows);
+    }
+
+    [Fact]
+    public void Differencing_groups_that_share_five_known_rows_reveal_no_target_s_spend()
+    {
+        var probe = DifferencingProbe();
+
+        var cheap = Run(probe, PartyOne(_ => 1), Policy(k: 5));
+        var varied = Run(probe, PartyOne(t => 1000 + 37 * t), Policy(k: 5));
+
+        // What the attacker reads does not depend on any target's spend, so no Gi − G0 can be it.
+        Assert.Equal(cheap.Rows!.Rows, varied.Rows!.Rows);
+        Assert.DoesNotContain(varied.Rows.Rows, r => r[0].StartsWith('G'));
+    }
+
+    [Fact]
+    public void A_row_whose_key_the_own_table_puts_in_two_groups_is_in_neither()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "7"], ["b", "1"], ["c", "1"]);
+        var twice = Tables.Of(["email", "grp"], ["a", "g1"], ["b", "g1"], ["a", "g2"], ["c", "g2"]);
+        var without = Tables.Of(["email", "grp"], ["b", "g1"], ["c", "g2"]);
+
+        Assert.Equal(Run(without, peer, Policy(k: 1)).Rows!.Rows, Run(twice, peer, Policy(k: 1)).Rows!.Rows);
+        Assert.Equal<string[]>([["g1", "1", "1", ""], ["g2", "1", "1", ""], ["", "", "", "0"]], Run(twice, peer, Policy(k: 1)).Rows!.Rows);
+    }
+
+    [Fact]
+    public void A_row_whose_key_the_own_table_repeats_within_one_group_counts_once()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "7"], ["b", "1"]);
+        var own = Tables.Of(["email", "grp"], ["a", "g"], ["a", "g"], ["a", "g"], ["b", "g"]);
+
+        Assert.Equal<string[]>([["g", "2", "8", ""], ["", "", "", "0"]], Run(own, peer, Policy(k: 2)).Rows!.Rows);
+    }
+
+    [Fact]
+    public void The_order_of_the_own_table_does_not_change_which_group_a_row_is_in()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "7"], ["b", "1"], ["c", "2"]);
+        var own = Tables.Of(["email", "grp"], ["a", "g1"], ["a", "g2"], ["b", "g1"], ["c", "g2"]);
+        var reversed = new Table(own.Columns, own.Rows.Reverse().ToList());
+
+        Assert.Equal(Run(own, peer, Policy(k: 1)).Rows!.Rows, Run(reversed, peer, Policy(k: 1)).Rows!.Rows);
+    }
+
+    [Fact]
+    public void Grouping_by_the_other_party_s_column_keeps_each_of_its_rows_in_its_own_group()
+    {
+        var peer = Tables.Of(["email", "spend", "grp"], ["a", "7", "x"], ["a", "1", "y"]);
+        var own = Tables.Of(["email", "grp"], ["a", "mine"], ["a", "mine too"]);
+        var policy = ComputationAggregateTests.Policy(1, CountAndSpend, ["party1.grp"], ["email"], hi: 10_000);
+
+        Assert.Equal<string[]>([["x", "1", "7", ""], ["y", "1", "1", ""], ["", "", "", "0"]], Run(own, peer, policy).Rows!.Rows);
+    }
+
+    [Fact]
+    public void Summed_values_are_clamped_to_the_policy_s_bounds()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "1000000"], ["b", "-50"], ["c", "30"]);
+        var own = Tables.Of(["email", "grp"], ["a", "g"], ["b", "g"], ["c", "g"]);
+
+        Assert.Equal<string[]>([["g", "3", "130", ""], ["", "", "", "0"]], Run(own, peer, Policy(k: 1, lo: 0, hi: 100)).Rows!.Rows);
+    }
+
+    [Fact]
+    public void Averaged_values_are_clamped_to_the_policy_s_bounds()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "1000000"], ["b", "0"]);
+        var own = Tables.Of(["email"], ["a"], ["b"]);
+        var policy = ComputationAggregateTests.Policy(1, [new AggregateMeasure(AggregateFunction.Mean, "spend")], keys: ["email"], lo: 0, hi: 100);
+
+        Assert.Equal(["50", ""], Run(own, peer, policy).Rows!.Rows[0]);
+    }
+
+    [Fact]
+    public void K_counts_rows_of_the_other_party_so_one_row_repeated_in_the_own_table_is_one_row()
+    {
+        var peer = Tables.Of(["email", "spend"], ["a", "7"]);
+        var own = new Table(["email", "grp"], Enumerable.Repeat(new[] { "a", "g" }, 10).ToList());
+
+        Assert.Equal<string[]>([["", "", "", "1"]], Run(own, peer, Policy(k: 2)).Rows!.Rows);
+    }
+}
