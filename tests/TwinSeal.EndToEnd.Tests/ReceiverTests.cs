@@ -58,10 +58,12 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         var computed = await host2.SendAsync(HttpMethod.Post, "/control/v1/compute", new ComputeCommand(f.KeyId, id, "subscribers"), bearer: f.Token("party2"), ct: ct);
 
         Assert.Equal(TwoPartyFixture.SharedRows, ProtocolJson.Parse<ComputeResult>(computed, "compute").DistinctMatchedKeys);
+        // The policy does not release party 1's row count: the member is there, empty.
+        Assert.All(new[] { streamed, computed }, answer => Assert.Null(ProtocolJson.Parse<ComputeResult>(answer, "result").PeerRows));
         foreach (var answer in new[] { sent, streamed, computed })
         {
             Assert.Equal(-1, answer.AsSpan().IndexOf(digest));
-            foreach (var member in new[] { "manifest", "sha256", "csvBytes", "peerRows", "rowCount" })
+            foreach (var member in new[] { "manifest", "sha256", "csvBytes", "rowCount" })
                 Assert.DoesNotContain($"\"{member}\"", System.Text.Encoding.UTF8.GetString(answer), StringComparison.OrdinalIgnoreCase);
         }
         foreach (var file in Directory.EnumerateFiles(Path.Combine(f.Work, "party1"), "*", SearchOption.AllDirectories)
