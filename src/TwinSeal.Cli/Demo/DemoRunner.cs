@@ -108,7 +108,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
 
             var e1 = await c1.GetAsync<EnclaveDescription>("/enclave");
             var e2 = await c2.GetAsync<EnclaveDescription>("/enclave");
-            progress.Line("", $"party 1 app measurement {e1.Measurement[..16]}…, platform tests: {string.Join(", ", e1.PlatformTests.Where(t => t.Value == "pass").Select(t => t.Key))} pass");
+            progress.Line("", $"party 1 enclave image measurement {e1.Measurement[..16]}…, platform tests: {string.Join(", ", e1.PlatformTests.Where(t => t.Value == "pass").Select(t => t.Key))} pass");
             var policy = new AuthorityPolicy(
                 [new UsageGrant("party1", Reference(e1)), new UsageGrant("party2", Reference(e2))],
                 ["party1", "party2"], ChangeMethod.AllParties,
