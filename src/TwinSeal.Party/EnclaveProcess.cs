@@ -59,7 +59,7 @@ public sealed class EnclaveProcess : IAsyncDisposable
     public static ProcessStartInfo StartInfo(string imageDirectory, string deviceDirectory, string tee = "sim")
     {
         // The isolated area checks its environment against its real folder, so the host names that folder too.
-        var root = EnclaveImage.RealFolder(imageDirectory);
+        var root = RealPath.Of(imageDirectory);
         var executable = Path.Combine(root, EnclaveImage.ExecutableName);
         if (!File.Exists(executable))
             throw new InvalidOperationException($"No enclave image in '{imageDirectory}' (expected {EnclaveImage.ExecutableName} there; it is built next to the twinseal CLI, in enclave/).");

@@ -1,4 +1,5 @@
 using TwinSeal.Kms;
+using TwinSeal.Protocol;
 
 namespace TwinSeal.Party;
 
@@ -18,9 +19,6 @@ namespace TwinSeal.Party;
 /// </remarks>
 public sealed class ResultsDirectory
 {
-    // Linux gives up after 40 links (MAXSYMLINKS); a loop of links must end in a refusal, not a hang.
-    private const int MaxLinks = 40;
-
     /// <summary>The <c>results</c> directory of <paramref name="partyDirectory"/>.</summary>
     public ResultsDirectory(string partyDirectory) => Root = Path.GetFullPath(Path.Combine(partyDirectory, "results"));
 
@@ -37,47 +35,25 @@ public sealed class ResultsDirectory
         if (requested.Length == 0 || requested.Contains('\0')) throw Outside(requested, "names no file");
         var lexical = Path.GetFullPath(requested, Root);
         if (!IsStrictlyInside(lexical, Root)) throw Outside(requested, $"resolves to {lexical}");
-        var real = RealPath(lexical, requested);
-        if (!IsStrictlyInside(real, RealPath(Root, requested))) throw Outside(requested, $"leads through a symbolic link to {real}");
+        var real = RealPathOf(lexical, requested);
+        if (!IsStrictlyInside(real, RealPathOf(Root, requested))) throw Outside(requested, $"leads through a symbolic link to {real}");
         return real;
     }
 
     private static bool IsStrictlyInside(string path, string directory)
         => path.StartsWith(Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
-    /// <summary>
-    /// <paramref name="fullPath"/> with every symbolic link on it replaced by its target, resolved like realpath(3);
-    /// components that do not exist yet (the file about to be written) are kept as they are.
-    /// </summary>
-    private static string RealPath(string fullPath, string requested)
+    private static string RealPathOf(string fullPath, string requested)
     {
-        var root = Path.GetPathRoot(fullPath)!;
-        var pending = new Stack<string>(Components(fullPath[root.Length..]).Reverse());
-        var current = root;
-        var links = 0;
-        while (pending.TryPop(out var part))
+        try
         {
-            if (part == ".") continue;
-            if (part == "..")
-            {
-                current = Path.GetDirectoryName(current) ?? root;
-                continue;
-            }
-            var next = Path.Join(current, part);
-            if (new FileInfo(next).LinkTarget is not { } target)
-            {
-                current = next;
-                continue;
-            }
-            if (++links > MaxLinks) throw Outside(requested, "has too many levels of symbolic links");
-            // A relative target continues from the link's own directory (current); an absolute one from its root.
-            if (Path.IsPathRooted(target)) current = Path.GetPathRoot(target)!;
-            foreach (var c in Components(target).Reverse()) pending.Push(c);
+            return RealPath.Of(fullPath);
         }
-        return current;
+        catch (IOException)
+        {
+            throw Outside(requested, "has too many levels of symbolic links");
+        }
     }
-
-    private static string[] Components(string path) => path.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
 
     private static KmsException Outside(string requested, string why)
         => KmsException.BadRequest("path-outside-results", $"The path '{requested}' {why}: a control call may only name files inside the party's results directory.");

@@ -205,7 +205,7 @@ public sealed class MeasuredImageTests(MeasuredImageFixture f) : IClassFixture<M
         await using var enclave = await EnclaveProcess.StartAsync(psi);
 
         var environ = File.ReadAllText($"/proc/{enclave.ProcessId}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries);
-        var agreed = ProcessIntegrity.EnvironmentFor(EnclaveImage.RealFolder(CliUnderTest.EnclaveImage));
+        var agreed = ProcessIntegrity.EnvironmentFor(RealPath.Of(CliUnderTest.EnclaveImage));
         Assert.Equal(agreed.Select(e => $"{e.Key}={e.Value}").Order(StringComparer.Ordinal), environ.Order(StringComparer.Ordinal));
         Assert.DoesNotContain(MeasuredImageFixture.MappedPaths(enclave.ProcessId), p => p.Contains("dotnet-diagnostic", StringComparison.Ordinal) || p.Contains("dotnet_ipc", StringComparison.Ordinal));
     }

@@ -77,22 +77,6 @@ public sealed class EnclaveImage
         return value;
     }
 
-    /// <summary>
-    /// The real path of an image folder, with every symbolic link on the way resolved: the folder the isolated area finds
-    /// through <c>/proc/self/exe</c>, so host and isolated area name the same place.
-    /// </summary>
-    public static string RealFolder(string directory)
-    {
-        var current = "/";
-        foreach (var part in System.IO.Path.GetFullPath(directory).Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var next = System.IO.Path.Combine(current, part);
-            var info = new DirectoryInfo(next);
-            current = info.LinkTarget is null ? next : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? next;
-        }
-        return current;
-    }
-
     /// <summary>Loads the app bundle from the bytes the measurement read.</summary>
     public AppBundle LoadApp() => AppBundle.Load(_appFiles, Path.Combine(Root, AppsFolder));
 

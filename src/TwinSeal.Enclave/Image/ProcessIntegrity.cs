@@ -52,7 +52,8 @@ public static class ProcessIntegrity
     public static IReadOnlyList<string> Inspect(string executablePath)
     {
         var findings = new List<string>();
-        var agreed = EnvironmentFor(Path.GetDirectoryName(executablePath)!);
+        var imageRoot = Path.GetDirectoryName(executablePath)!;
+        var agreed = EnvironmentFor(imageRoot);
         var actual = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "", StringComparer.Ordinal);
         foreach (var (name, value) in actual.OrderBy(e => e.Key, StringComparer.Ordinal))
@@ -62,8 +63,8 @@ public static class ProcessIntegrity
         }
         foreach (var name in agreed.Keys.Where(n => !actual.ContainsKey(n)))
             findings.Add($"environment variable {name} missing");
-        if (File.Exists("/etc/ld.so.preload") && File.ReadAllText("/etc/ld.so.preload").Trim().Length > 0)
-            findings.Add($"system-wide preload /etc/ld.so.preload: {File.ReadAllText("/etc/ld.so.preload").Trim()}");
+        var preload = File.Exists("/etc/ld.so.preload") ? File.ReadAllText("/etc/ld.so.preload").Trim() : "";
+        if (preload.Length > 0) findings.Add($"system-wide preload /etc/ld.so.preload: {preload}");
         if (AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out var hooks) && hooks || AppContext.GetData("STARTUP_HOOKS") is not null)
             findings.Add("startup hooks are switched on");
         // A runtime configuration beside the executable (e.g. a .runtimeconfig.dev.json, deleted once read) can name a
@@ -72,7 +73,7 @@ public static class ProcessIntegrity
             if (AppContext.GetData(knob) is { } gc) findings.Add($"standalone garbage collector configured: {knob}={gc}");
         if (TracerOf(File.ReadAllLines("/proc/self/status")) is { } tracer) findings.Add($"traced by process {tracer}");
         findings.AddRange(MappedFiles(File.ReadAllLines("/proc/self/maps"), executablePath));
-        findings.AddRange(Mounts(File.ReadAllLines("/proc/self/mountinfo"), Path.GetDirectoryName(executablePath)!, System.Environment.ProcessId));
+        findings.AddRange(Mounts(File.ReadAllLines("/proc/self/mountinfo"), imageRoot, System.Environment.ProcessId));
         foreach (var asm in AppDomain.CurrentDomain.GetAssemblies())
         {
             // Bundled assemblies and the app (loaded from measured bytes) have no file of their own.
