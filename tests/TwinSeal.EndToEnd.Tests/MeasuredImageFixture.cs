@@ -85,12 +85,7 @@ public sealed class MeasuredImageFixture : IAsyncLifetime
     public string CopyOfTheImage()
     {
         var to = NewDirectory("image");
-        foreach (var file in Directory.GetFiles(CliUnderTest.EnclaveImage, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(CliUnderTest.EnclaveImage, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
+        AttackerCopies.CopyImage(CliUnderTest.EnclaveImage, to);
         return to;
     }
 
@@ -98,7 +93,7 @@ public sealed class MeasuredImageFixture : IAsyncLifetime
     public async Task<ServiceProcess> StartHostAsync(IReadOnlyDictionary<string, string> environment)
     {
         var dir = NewDirectory("party1-host");
-        foreach (var f in new[] { "party.id", "party.key.pem", "control.token" }) File.Copy(Path.Combine(Work, "party1", f), Path.Combine(dir, f));
+        AttackerCopies.CopyIdentity(Path.Combine(Work, "party1"), dir);
         return await ServiceProcess.StartAsync("party1-host", CliUnderTest.Launch,
             ["party", "serve", "--dir", dir, "--device", Device, "--enclave-image", CliUnderTest.EnclaveImage, "--kms-url", Kms.Endpoint.Url, "--kms-fingerprint", Kms.Endpoint.Fingerprint],
             dir, Path.Combine(dir, "logs"), environment: environment);
@@ -144,18 +139,6 @@ public sealed class MeasuredImageFixture : IAsyncLifetime
             if (gcc.ExitCode != 0) throw new InvalidOperationException($"cc failed: {errors}");
         }
         return library;
-    }
-
-    /// <summary>Flips one UTF-16 code unit of the string literal <paramref name="literal"/>, found exactly once in the file: the code still loads and runs.</summary>
-    public static void FlipStringLiteral(string file, string literal)
-    {
-        var bytes = File.ReadAllBytes(file);
-        var needle = System.Text.Encoding.Unicode.GetBytes(literal);
-        var at = bytes.AsSpan().IndexOf(needle);
-        Assert.True(at >= 0, $"'{literal}' is in {file}");
-        Assert.True(bytes.AsSpan(at + 1).IndexOf(needle) < 0, $"'{literal}' is in {file} once");
-        bytes[at + needle.Length - 2] ^= 0x01;
-        File.WriteAllBytes(file, bytes);
     }
 
     /// <summary>

@@ -104,7 +104,7 @@ public sealed class MeasuredImageTests(MeasuredImageFixture f) : IClassFixture<M
     public async Task A_patched_entry_assembly_runs_but_the_key_is_refused()
     {
         var image = f.CopyOfTheImage();
-        MeasuredImageFixture.FlipStringLiteral(Path.Combine(image, EnclaveExecutable), "TWINSEAL-ENCLAVE-IMAGE-BUILD-1");
+        AttackerCopies.FlipStringLiteral(Path.Combine(image, EnclaveExecutable), "TWINSEAL-ENCLAVE-IMAGE-BUILD-1");
 
         await using var enclave = await EnclaveProcess.StartAsync(image, f.Device);
 
@@ -127,7 +127,7 @@ public sealed class MeasuredImageTests(MeasuredImageFixture f) : IClassFixture<M
     public async Task A_patched_app_runs_but_the_key_is_refused()
     {
         var image = f.CopyOfTheImage();
-        MeasuredImageFixture.FlipStringLiteral(Path.Combine(image, EnclaveImage.AppsFolder, "secure-match", "TwinSeal.Apps.dll"), "TWINSEAL-SECURE-MATCH-APP-BUILD-1");
+        AttackerCopies.FlipStringLiteral(Path.Combine(image, EnclaveImage.AppsFolder, "secure-match", "TwinSeal.Apps.dll"), "TWINSEAL-SECURE-MATCH-APP-BUILD-1");
 
         await using var enclave = await EnclaveProcess.StartAsync(image, f.Device);
 

@@ -232,14 +232,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
     private async Task<Refusal> TamperedAppAsync(string work, string keyId, ServiceEndpoint kms, ServiceEndpoint party2, string[] kmsArgs, string logs, List<ServiceProcess> services)
     {
         var tampered = Path.Combine(work, "tampered-image");
-        CopyImage(enclaveImageDirectory, tampered);
-        var dll = Path.Combine(tampered, "apps", "secure-match", "TwinSeal.Apps.dll");
-        var bytes = await File.ReadAllBytesAsync(dll);
-        var marker = System.Text.Encoding.Unicode.GetBytes("TWINSEAL-SECURE-MATCH-APP-BUILD-1");
-        var at = bytes.AsSpan().IndexOf(marker);
-        if (at < 0) throw new InvalidOperationException("The app build marker was not found; cannot make the tampered copy.");
-        bytes[at + marker.Length - 2] ^= 0x01; // '1' → '0': one byte, the app still loads and runs
-        await File.WriteAllBytesAsync(dll, bytes);
+        AttackerCopies.CopyImage(enclaveImageDirectory, tampered);
+        AttackerCopies.FlipStringLiteral(Path.Combine(tampered, "apps", "secure-match", "TwinSeal.Apps.dll"), "TWINSEAL-SECURE-MATCH-APP-BUILD-1");
 
         // The same party identity, on a second host whose isolated area runs the tampered app.
         var evilDir = CopyIdentity(work, "party1-tampered");
@@ -286,19 +280,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
     private static string CopyIdentity(string work, string name)
     {
         var dir = Path.Combine(work, name);
-        Directory.CreateDirectory(dir);
-        foreach (var f in new[] { "party.id", "party.key.pem", "control.token" }) File.Copy(Path.Combine(work, "party1", f), Path.Combine(dir, f), overwrite: true);
+        AttackerCopies.CopyIdentity(Path.Combine(work, "party1"), dir);
         return dir;
-    }
-
-    private static void CopyImage(string from, string to)
-    {
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target, overwrite: true);
-        }
     }
 
     /// <summary>Attack 3: replay party 1's captured key-use request, verbatim and re-signed.</summary>
