@@ -133,29 +133,26 @@ public static class DatasetStream
         using var cipher = SegmentCipher.Create(key, headerBytes);
         await ciphertext.WriteAsync(headerBytes, ct).ConfigureAwait(false);
 
-        var segmentSize = header.SegmentSize;
         // Segments are sealed out of place, from wherever the framer hands them (the source's memory, or the framer's
-        // buffer for a segment split across writes), into this one buffer, and written on from it.
-        var sealedLength = segmentSize + TagLength;
-        var sealedSegment = SegmentBuffer.Rent(sealedLength);
-        try
+        // buffer for a segment split across writes), into one of two buffers, and written on from it while the next
+        // segment is sealed into the other.
+        var segmentSize = header.SegmentSize;
+        await using var sealedSegments = new SegmentWriteBehind(ciphertext, segmentSize + TagLength);
+        await using (var framer = new SegmentFramer(segmentSize, async (index, last, segment, token) =>
         {
-            await using var framer = new SegmentFramer(segmentSize, async (index, last, segment, token) =>
-            {
-                if (index > MaxSegmentIndex)
-                    throw new InvalidOperationException($"The dataset needs more than {MaxSegmentCount} segments; use a larger segment size.");
-                var length = segment.Length;
-                cipher.Seal((uint)index, last, segment.Span, sealedSegment.AsSpan(0, length), sealedSegment.AsSpan(length, TagLength));
-                await ciphertext.WriteAsync(sealedSegment.AsMemory(0, length + TagLength), token).ConfigureAwait(false);
-            });
+            if (index > MaxSegmentIndex)
+                throw new InvalidOperationException($"The dataset needs more than {MaxSegmentCount} segments; use a larger segment size.");
+            var length = segment.Length;
+            var sealedSegment = sealedSegments.Next;
+            cipher.Seal((uint)index, last, segment.Span, sealedSegment.AsSpan(0, length), sealedSegment.AsSpan(length, TagLength));
+            await sealedSegments.WriteAsync(length + TagLength, token).ConfigureAwait(false);
+        }))
+        {
             await plaintext.CopyToAsync(framer, ct).ConfigureAwait(false);
             // A dataset that is a whole number of segments ends with a full last segment, not an extra empty one.
             await framer.CompleteAsync(ct).ConfigureAwait(false);
         }
-        finally
-        {
-            SegmentBuffer.Return(sealedSegment, sealedLength);
-        }
+        await sealedSegments.CompleteAsync().ConfigureAwait(false);
     }
 
     /// <summary>
@@ -188,33 +185,30 @@ public static class DatasetStream
 
         using var cipher = SegmentCipher.Create(key, headerBytes);
         var chunkSize = header.SegmentSize + TagLength;
-        // Decrypted into a buffer of its own rather than in place: GCM wipes its output on failure, and the ciphertext
-        // is still needed to diagnose why a segment failed.
-        var output = SegmentBuffer.Rent(header.SegmentSize);
-        try
+        // Decrypted into a buffer of its own rather than in place (GCM wipes its output on failure, and the ciphertext
+        // is still needed to diagnose why a segment failed); one of two, written on while the next segment is opened.
+        await using var openedSegments = new SegmentWriteBehind(plaintext, header.SegmentSize);
+        // Segments carry no length or last marker on the wire; the framer cuts them as the writer did: a full-size
+        // segment is the last one exactly when end of stream follows it, and anything shorter must be the last one.
+        await using (var framer = new SegmentFramer(chunkSize, async (index, last, segment, token) =>
         {
-            // Segments carry no length or last marker on the wire; the framer cuts them as the writer did: a full-size
-            // segment is the last one exactly when end of stream follows it, and anything shorter must be the last one.
-            await using var framer = new SegmentFramer(chunkSize, async (index, last, segment, token) =>
-            {
-                if (index > MaxSegmentIndex)
-                    throw Integrity("too-many-segments", $"the stream has more than {MaxSegmentCount} segments");
-                if (index == 0 && segment.IsEmpty)
-                    throw Integrity("stream-truncated", "no segment follows the header");
-                if (segment.Length < TagLength)
-                    throw Integrity("stream-truncated", $"segment {index} is shorter than its {TagLength}-byte tag");
-                if (!cipher.TryOpen((uint)index, last, segment.Span, output))
-                    throw DiagnoseFailure(cipher, (uint)index, last, segment.Length == chunkSize, segment.Span, output);
-                await plaintext.WriteAsync(output.AsMemory(0, segment.Length - TagLength), token).ConfigureAwait(false);
-            });
+            if (index > MaxSegmentIndex)
+                throw Integrity("too-many-segments", $"the stream has more than {MaxSegmentCount} segments");
+            if (index == 0 && segment.IsEmpty)
+                throw Integrity("stream-truncated", "no segment follows the header");
+            if (segment.Length < TagLength)
+                throw Integrity("stream-truncated", $"segment {index} is shorter than its {TagLength}-byte tag");
+            var output = openedSegments.Next;
+            if (!cipher.TryOpen((uint)index, last, segment.Span, output))
+                throw DiagnoseFailure(cipher, (uint)index, last, segment.Length == chunkSize, segment.Span, output);
+            await openedSegments.WriteAsync(segment.Length - TagLength, token).ConfigureAwait(false);
+        }))
+        {
             await ciphertext.CopyToAsync(framer, ct).ConfigureAwait(false);
             await framer.CompleteAsync(ct).ConfigureAwait(false);
-            return header;
         }
-        finally
-        {
-            SegmentBuffer.Return(output, header.SegmentSize);
-        }
+        await openedSegments.CompleteAsync().ConfigureAwait(false);
+        return header;
     }
 
     /// <summary>
