@@ -167,14 +167,20 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
                 return 0;
             });
 
-            var sent = await Stage("S13–S25 party 1 key use and send", "attest (nonce, evidence), key released by HPKE, encrypt table, wipe key, send ciphertext to party 2",
-                () => c1.PostAsync<SendTableResult>("/send", new SendTableCommand(key.KeyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint)));
+            // Party 2 orders the match before party 1 sends, as a receiver's script does (twinseal compute --on-arrival
+            // --from party1 --wait): its isolated area gets the key released, decrypts, verifies and joins while the
+            // dataset arrives, instead of after it has been stored. The dataset is stored all the same, so the budget
+            // probe below computes on it again. The host writes released rows only inside party 2's results directory.
+            var (sent, result) = await Stage("S13–S36 party 1 key use and send; party 2 key use and match as it arrives",
+                "party 1: attest (nonce, evidence), key released by HPKE, encrypt table, wipe key, send ciphertext to party 2; party 2, on arrival: attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
+                async () =>
+                {
+                    await c2.OrderOnArrivalAsync(new ArrivalCommand(key.KeyId, "subscribers", "party1", "joined.csv"));
+                    var s = await c1.PostAsync<SendTableResult>("/send", new SendTableCommand(key.KeyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint));
+                    return (s, await c2.ResultAsync(s.DatasetId));
+                });
             foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
-            progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext; encrypted at {Rate(sent.Rows, sent.Timings, "encrypt")}, sent at {Rate(sent.Rows, sent.Timings, "send")}");
-
-            // The host writes released rows only inside party 2's results directory; the path is relative to it.
-            var result = await Stage("S26–S36 party 2 key use and match", "attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
-                () => c2.PostAsync<ComputeResult>("/compute", new ComputeCommand(key.KeyId, sent.DatasetId, "subscribers", "joined.csv")));
+            progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext; encrypted at {Rate(sent.Rows, sent.Timings, "encrypt")}, sent and computed on at {Rate(sent.Rows, sent.Timings, "send")}");
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
             rowsPath = result.JoinedRowsPath;
             released = result;
