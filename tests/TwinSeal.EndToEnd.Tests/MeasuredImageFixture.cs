@@ -145,18 +145,24 @@ public sealed class MeasuredImageFixture : IAsyncLifetime
     /// Flips one byte of the first string literal of the assembly <paramref name="assembly"/> where it lies inside
     /// <paramref name="file"/> (a dependency bundled into the single-file executable): the dependency still loads.
     /// </summary>
+    /// <remarks>
+    /// The bundled copy is precompiled for the image (ReadyToRun), so its bytes differ from any other build of the
+    /// assembly; its metadata does not, and the literals (the #US heap) are found by their bytes.
+    /// </remarks>
     public static void FlipStringLiteralOfBundledAssembly(string file, string assembly)
     {
         var dll = File.ReadAllBytes(assembly);
-        var bytes = File.ReadAllBytes(file);
-        var at = bytes.AsSpan().IndexOf(dll);
-        Assert.True(at >= 0, $"{Path.GetFileName(assembly)} is bundled, byte for byte, in {file}");
         using var pe = new PEReader(new MemoryStream(dll));
         var metadata = pe.GetMetadataReader();
-        Assert.True(metadata.GetHeapSize(HeapIndex.UserString) > 8, $"{Path.GetFileName(assembly)} has string literals");
+        var size = metadata.GetHeapSize(HeapIndex.UserString);
+        Assert.True(size > 8, $"{Path.GetFileName(assembly)} has string literals");
         // #US heap: a zero byte, then each literal as (compressed length, UTF-16 code units, flag byte).
-        var heap = pe.PEHeaders.MetadataStartOffset + metadata.GetHeapMetadataOffset(HeapIndex.UserString);
-        bytes[at + heap + 2] ^= 0x01;
+        var heap = dll.AsSpan(pe.PEHeaders.MetadataStartOffset + metadata.GetHeapMetadataOffset(HeapIndex.UserString), size);
+        var bytes = File.ReadAllBytes(file);
+        var at = bytes.AsSpan().IndexOf(heap);
+        Assert.True(at >= 0, $"the string literals of {Path.GetFileName(assembly)} are bundled in {file}");
+        Assert.True(bytes.AsSpan(at + 1).IndexOf(heap) < 0, $"the string literals of {Path.GetFileName(assembly)} are bundled once in {file}");
+        bytes[at + 2] ^= 0x01;
         File.WriteAllBytes(file, bytes);
     }
 
