@@ -12,14 +12,21 @@ namespace TwinSeal.Apps.Engine;
 internal static class CsvSql
 {
     /// <summary>A SQL expression of one CSV line (no line end) of the text cells <paramref name="cells"/> (none NULL).</summary>
-    public static string Line(IEnumerable<string> cells) => "concat(" + string.Join(", ',', ", cells.Select(Field)) + ")";
+    // Most rows hold no quoting character in any cell: one look at all their cells together, and the line is the cells
+    // joined as they are; only a row that holds one is quoted cell by cell. Looking at each cell on its own took a fifth
+    // of the joined-rows query's time at 1M × 1M rows.
+    public static string Line(IReadOnlyList<string> cells)
+    {
+        var all = "concat(" + string.Join(", ", cells) + ")";
+        var plain = "concat(" + string.Join(", ',', ", cells) + ")";
+        var quoted = "concat(" + string.Join(", ',', ", cells.Select(Field)) + ")";
+        return $"CASE WHEN {Holds(all)} THEN {quoted} ELSE {plain} END";
+    }
 
     // A cell holding any of the quoting characters is quoted, its quotes doubled; any other cell is written as it is.
-    private static string Field(string cell)
-    {
-        var holds = string.Join(" OR ", CsvDialect.QuotedWhenHolding.ToArray().Select(c => $"contains({cell}, chr({(int)c}))"));
-        return $"CASE WHEN {holds} THEN '\"' || replace({cell}, '\"', '\"\"') || '\"' ELSE {cell} END";
-    }
+    private static string Field(string cell) => $"CASE WHEN {Holds(cell)} THEN '\"' || replace({cell}, '\"', '\"\"') || '\"' ELSE {cell} END";
+
+    private static string Holds(string text) => string.Join(" OR ", CsvDialect.QuotedWhenHolding.ToArray().Select(c => $"contains({text}, chr({(int)c}))"));
 
     /// <summary>
     /// Reads the lines of <paramref name="reader"/>'s first column into a CSV table with <paramref name="columns"/> as its
