@@ -88,7 +88,7 @@ internal sealed class JoinQuery
         // joining with every released cell on board held them in the join's hash table, at 10M × 10M rows in-process
         // 4.05 GB at the peak that way and 3.15 GB this way (bench/README.md, "Step 4"); where the tables are small,
         // one pass is faster (OnePass).
-        var line = CsvSql.Line(released.Columns.Select(released.SqlCell).ToList());
+        var line = CsvSql.LineBytes(released.Columns.Select(released.SqlCell).ToList());
         var outer = kind == JoinKind.Inner ? "" : "LEFT ";
         var sql = onePass
             ? $"{With} SELECT {line} FROM o {join} p ON {KeySql.Equal("o", "p", _parts)} ORDER BY o.rn NULLS LAST, p.rn NULLS FIRST"
