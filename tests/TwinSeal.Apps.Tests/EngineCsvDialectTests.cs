@@ -81,6 +81,29 @@ public sealed class EngineCsvDialectTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rows_whose_cells_need_quoting_among_rows_that_need_none_are_written_as_the_CSV_writer_writes_them_in_one_pass_and_in_two(bool onePass)
+    {
+        // Each hostile cell alone in a row of plain cells, and next to a plain key, so that rows taking the line's fast
+        // way (no cell holds a quoting character) and rows quoted cell by cell alternate, in both columns of each side.
+        string[] nasty = ["", " ", "  lead", "trail  ", ",", "a,b", "\"", "\"\"", "q\"q", "\n", "\r", "\r\n", "x\ny", "\t", "\uFEFF", "\uFEFFx", "NULL", "null", "\\", "'", "é", "😀", "\u2028", "=1+1", ",\"\r\n"];
+        var own = Tables.Of(["k", "a", "b"], nasty.Select((c, i) => new[] { $"k{i % 5}", c, i % 2 == 0 ? "plain" : c }).ToArray());
+        var peer = Tables.Of(["k", "c", "d"], nasty.Reverse().Select((c, i) => new[] { $"k{i % 5}", i % 3 == 0 ? c : "p", c }).ToArray());
+        string[] columns = ["k", "a", "b", "c", "d"];
+        var expected = own.Rows.SelectMany(o => peer.Rows.Where(p => p[0] == o[0]).Select(p => new[] { o[0], o[1], o[2], p[1], p[2] })).ToList();
+        var input = new AppInput(own, peer, new OutputPolicy("secure-match", "k", ResultKind.JoinedRows, "party2", ReleasedColumns: columns), "party2", "party1");
+        var join = JoinSetup.Create(input);
+        var released = join.Schema.Project(columns);
+        using var db = EngineTables.Open(input, join, released, ordered: true, releasePeer: false);
+
+        var rows = new JoinQuery(db, join).Rows(released, JoinKind.Inner, onePass);
+
+        Assert.Equal(expected.Count, rows.RowCount);
+        Assert.Equal(CsvDialect.Write(columns, expected), rows.Csv.ToArray());
+    }
+
     [Fact]
     public void Joined_rows_many_times_larger_than_both_tables_are_written_whole()
     {

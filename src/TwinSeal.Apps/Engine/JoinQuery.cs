@@ -59,7 +59,23 @@ internal sealed class JoinQuery
     /// The joined rows, projected on <paramref name="released"/>, in own-table order and, for one own row, in the other
     /// table's order; with an outer join, unmatched own rows in place and unmatched other rows after all own rows.
     /// </summary>
-    public Table Rows(JoinedSchema released, JoinKind kind)
+    public Table Rows(JoinedSchema released, JoinKind kind) => Rows(released, kind, OnePass(_db.InputBytes, _db.MemoryLimitBytes));
+
+    /// <summary>
+    /// Whether the joined rows of tables whose CSV forms take <paramref name="inputBytes"/> together are made in one pass
+    /// (every released cell on board the join) rather than two (which rows meet, then their cells fetched by row number).
+    /// One pass takes a tenth less time over the whole computation at 1M × 1M rows in-process (0.84 s instead of
+    /// 0.95 s), but holds every row of the join's build side with its released cells while the sort fills: at 10M × 10M
+    /// rows (0.78 GB of CSV) it peaked 0.9 GiB above two passes, at 1M × 1M (78 MB) 0.03 to 0.06 GiB above. So one pass
+    /// only while that excess stays small: inputs up to 256 MiB (about 0.3 GiB more at most), and no more than a
+    /// sixteenth of the engine's memory limit (bench/README.md, "Step 5").
+    /// </summary>
+    internal static bool OnePass(long inputBytes, long memoryLimitBytes) => inputBytes <= Math.Min(OnePassMaxInputBytes, memoryLimitBytes / 16);
+
+    private const long OnePassMaxInputBytes = 256L << 20;
+
+    /// <summary>The joined rows as <see cref="Rows(JoinedSchema, JoinKind)"/> gives them, made in one pass or in two.</summary>
+    internal Table Rows(JoinedSchema released, JoinKind kind, bool onePass)
     {
         var join = kind switch
         {
@@ -67,15 +83,20 @@ internal sealed class JoinQuery
             JoinKind.Left => "LEFT JOIN",
             _ => "FULL OUTER JOIN",
         };
-        // First which rows meet (two row numbers per joined row), then each one's cells fetched by row number and written
-        // as its CSV line by the engine. Joining with every released cell on board held them in the join's hash table:
-        // at 10M × 10M rows in-process the peak was 4.05 GB that way, 3.15 GB this way, for about a tenth more time
-        // (bench/README.md, "Step 4"). A large result never becomes one .NET string per cell.
+        // Each row's CSV line is written by the engine, so a large result never becomes one .NET string per cell. In two
+        // passes, first which rows meet (two row numbers per joined row), then each one's cells fetched by row number:
+        // joining with every released cell on board held them in the join's hash table, at 10M × 10M rows in-process
+        // 4.05 GB at the peak that way and 3.15 GB this way (bench/README.md, "Step 4"); where the tables are small,
+        // one pass is faster (OnePass).
+        var line = CsvSql.LineBytes(released.Columns.Select(released.SqlCell).ToList());
         var outer = kind == JoinKind.Inner ? "" : "LEFT ";
-        using var command = Command($"WITH pairs AS ({With} SELECT o.rn AS o_rn, p.rn AS p_rn FROM o {join} p ON {KeySql.Equal("o", "p", _parts)}) "
-            + $"SELECT {CsvSql.Line(released.Columns.Select(released.SqlCell))} FROM pairs "
-            + $"{outer}JOIN (SELECT rowid AS rn, * FROM {EngineTables.Own}) o ON o.rn = pairs.o_rn {outer}JOIN (SELECT rowid AS rn, * FROM {EngineTables.Peer}) p ON p.rn = pairs.p_rn "
-            + "ORDER BY pairs.o_rn NULLS LAST, pairs.p_rn NULLS FIRST");
+        var sql = onePass
+            ? $"{With} SELECT {line} FROM o {join} p ON {KeySql.Equal("o", "p", _parts)} ORDER BY o.rn NULLS LAST, p.rn NULLS FIRST"
+            : $"WITH pairs AS ({With} SELECT o.rn AS o_rn, p.rn AS p_rn FROM o {join} p ON {KeySql.Equal("o", "p", _parts)}) "
+                + $"SELECT {line} FROM pairs "
+                + $"{outer}JOIN (SELECT rowid AS rn, * FROM {EngineTables.Own}) o ON o.rn = pairs.o_rn {outer}JOIN (SELECT rowid AS rn, * FROM {EngineTables.Peer}) p ON p.rn = pairs.p_rn "
+                + "ORDER BY pairs.o_rn NULLS LAST, pairs.p_rn NULLS FIRST";
+        using var command = Command(sql);
         using var reader = command.ExecuteReader();
         return CsvSql.Read(reader, released.Names, expectedBytes: _db.InputBytes);
     }
