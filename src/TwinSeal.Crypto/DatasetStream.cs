@@ -14,7 +14,8 @@ namespace TwinSeal.Crypto;
 /// <param name="KeyVersion">The data key version under <paramref name="KeyId"/>; non-negative.</param>
 /// <param name="SegmentSize">
 /// Plaintext bytes per segment, from <see cref="DatasetStream.MinSegmentSize"/> to <see cref="DatasetStream.MaxSegmentSize"/>.
-/// Both sides hold about two segments in memory, so this bounds the memory a stream costs.
+/// Both sides hold about three segments in memory (one being cut, one being sealed or opened, one being written on),
+/// so this bounds the memory a stream costs.
 /// </param>
 public sealed record DatasetStreamHeader(Guid DatasetId, string KeyId, int KeyVersion, int SegmentSize = DatasetStream.DefaultSegmentSize);
 
@@ -97,7 +98,7 @@ public static class DatasetStream
 
     /// <summary>
     /// Encrypts <paramref name="plaintext"/> (read to its end) into <paramref name="ciphertext"/>: the header, then
-    /// the segments. Memory use is about two segments whatever the input size.
+    /// the segments. Memory use is about three segments whatever the input size.
     /// </summary>
     /// <param name="key">The data key named by <paramref name="header"/>.</param>
     /// <param name="header">Dataset id, key id and version, and segment size to record in the stream.</param>
@@ -157,7 +158,7 @@ public static class DatasetStream
 
     /// <summary>
     /// Reads the header, then authenticates and decrypts every segment, writing a segment's plaintext to
-    /// <paramref name="plaintext"/> only after that segment authenticated. Memory use is about two segments.
+    /// <paramref name="plaintext"/> only after that segment authenticated. Memory use is about three segments.
     /// </summary>
     /// <remarks>
     /// On <see cref="DatasetIntegrityException"/> (or cancellation) <paramref name="plaintext"/> holds the plaintext of
