@@ -33,7 +33,7 @@ internal sealed class SegmentWriteBehind : IAsyncDisposable
     {
         await _writing.ConfigureAwait(false);
         var filled = _buffers[_current];
-        _writing = Task.Run(async () => await _output.WriteAsync(filled.AsMemory(0, count), ct).ConfigureAwait(false), ct);
+        _writing = Task.Run(() => _output.WriteAsync(filled.AsMemory(0, count), ct).AsTask(), ct);
         _current ^= 1;
     }
 
