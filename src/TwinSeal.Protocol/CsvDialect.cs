@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using nietras.SeparatedValues;
 
@@ -68,9 +67,6 @@ public static class CsvDialect
 
     private static string Quote(string s) => s.AsSpan().IndexOfAny(QuotedWhenHolding) >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 
-    /// <summary>A read-only stream over <paramref name="csv"/>, without a copy when it is (part of) an array, as a table's CSV form is.</summary>
-    public static MemoryStream ReadStream(ReadOnlyMemory<byte> csv)
-        => MemoryMarshal.TryGetArray(csv, out var segment)
-            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
-            : new MemoryStream(csv.ToArray(), writable: false);
+    /// <summary>A read-only stream over <paramref name="csv"/> wherever it lives (an array, or the isolated area's decrypted dataset), without a copy.</summary>
+    public static Stream ReadStream(ReadOnlyMemory<byte> csv) => new MemoryReadStream(csv);
 }
