@@ -22,4 +22,11 @@ internal static class DataIntegration
         var rows = query.Rows(released, input.Policy.JoinKind == JoinKind.FullOuter ? JoinKind.FullOuter : JoinKind.Left);
         return new AppOutput(rows, null, skipped, PeerRowCount.Released(input));
     }
+
+    /// <summary>The own table read as <see cref="Run"/> reads it (key and released own columns, in order), started early.</summary>
+    public static IDisposable Begin(AppStart start)
+    {
+        var keys = JoinKeys.Resolve(start.Own, start.Policy.JoinColumns(), start.OwnParty);
+        return EngineTables.Begin(start.Own, keys.Concat(JoinedSchema.OwnColumnsNamed(start.Own, start.Policy.ReleasedColumns)), ordered: true);
+    }
 }

@@ -48,6 +48,13 @@ internal sealed class JoinedSchema
         return new JoinedSchema(cols, peerKeys);
     }
 
+    /// <summary>
+    /// The own columns among <paramref name="released"/> (all of them when null), found from the own table alone: own
+    /// columns come first and keep their names (<see cref="Create"/>), so a released name that is an own column's is that column.
+    /// </summary>
+    public static IEnumerable<int> OwnColumnsNamed(Table own, IReadOnlyList<string>? released)
+        => released is null ? Enumerable.Range(0, own.Columns.Count) : released.Select(own.IndexOf).Where(i => i >= 0);
+
     /// <summary>The column named <paramref name="name"/>, or <c>schema-mismatch</c> naming the policy member that asked for it.</summary>
     public JoinedColumn Find(string name, string usedAs)
     {

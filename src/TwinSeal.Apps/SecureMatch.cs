@@ -22,7 +22,7 @@ internal static class SecureMatch
     public static AppOutput Run(AppInput input)
     {
         var join = JoinSetup.Create(input);
-        if (input.Policy.Result != ResultKind.JoinedRows)
+        if (!ReleasesRows(input.Policy))
         {
             // A count reads only the key columns, in any order.
             using var keys = EngineTables.Open(input, join, released: null, ordered: false, releasePeer: true);
@@ -38,6 +38,17 @@ internal static class SecureMatch
         var rows = new JoinQuery(db, join);
         return new AppOutput(rows.Rows(released, JoinKind.Inner), null, rows.Skipped(), PeerRowCount.Released(input));
     }
+
+    /// <summary>The own table read as <see cref="Run"/> reads it (key columns; for rows also the released own columns, in order), started early.</summary>
+    public static IDisposable Begin(AppStart start)
+    {
+        var keys = JoinKeys.Resolve(start.Own, start.Policy.JoinColumns(), start.OwnParty);
+        return ReleasesRows(start.Policy)
+            ? EngineTables.Begin(start.Own, keys.Concat(JoinedSchema.OwnColumnsNamed(start.Own, start.Policy.ReleasedColumns)), ordered: true)
+            : EngineTables.Begin(start.Own, keys, ordered: false);
+    }
+
+    private static bool ReleasesRows(OutputPolicy policy) => policy.Result == ResultKind.JoinedRows;
 }
 
 /// <summary>The other party's row count, released only when the policy names it.</summary>

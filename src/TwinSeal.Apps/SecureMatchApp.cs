@@ -1,5 +1,6 @@
 using DuckDB.NET.Data;
 using DuckDB.NET.Native;
+using TwinSeal.Apps.Engine;
 using TwinSeal.Apps.Privacy;
 using TwinSeal.Protocol;
 using TwinSeal.Protocol.Apps;
@@ -41,6 +42,29 @@ public sealed class SecureMatchApp : IEnclaveApp
         OutputPolicyCheck.Enforce(input.Policy, input.OwnParty);
         var privacy = input.Policy.DifferentialPrivacy ?? throw new ArgumentException("The output policy sets no differential privacy.", nameof(input));
         return NoisyRelease.Prepare(input, privacy);
+    }
+
+    /// <inheritdoc />
+    public IDisposable? Begin(AppStart start)
+    {
+        // A noisy release reads its tables its own way (Privacy/), once the exact result is allowed at all.
+        if (start.Policy.DifferentialPrivacy is not null) return null;
+        try
+        {
+            OutputPolicyCheck.Enforce(start.Policy, start.OwnParty);
+            return start.Policy.Computation switch
+            {
+                Computations.SecureMatch => SecureMatch.Begin(start),
+                Computations.DataIntegration => DataIntegration.Begin(start),
+                Computations.Aggregate or Computations.Analysis => EngineTables.Begin(start.Own),
+                _ => null,
+            };
+        }
+        catch (ProtocolException)
+        {
+            // Run refuses the same request, in its own order and words.
+            return null;
+        }
     }
 
     /// <inheritdoc />

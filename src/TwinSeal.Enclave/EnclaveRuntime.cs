@@ -152,6 +152,8 @@ public sealed class EnclaveRuntime : IDisposable
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
         var sw = Stopwatch.StartNew();
         var own = _storage.Get(compute.OwnTable).Table;
+        // The app reads its own table into its engine while the other party's dataset is still arriving.
+        using var begun = _bundle.App.Begin(new AppStart(own, compute.Key.Policy.Output, compute.Key.PartyId));
         // Segments are decrypted as they arrive: the host may still be receiving the rest of the dataset.
         // The other party's table is read where it was decrypted; the buffer is wiped once the computation is done (or
         // refused), or earlier, when the app says its engine has its own copy.
@@ -165,7 +167,7 @@ public sealed class EnclaveRuntime : IDisposable
         AgreedSchema.Check(compute.Key.Policy, compute.Key.PartyId, own, $"table '{compute.OwnTable}'");
         AgreedSchema.Check(compute.Key.Policy, manifest.SenderParty, peer, "the received dataset");
         sw.Restart();
-        var output = _bundle.App.Run(new AppInput(own, peer, compute.Key.Policy.Output, compute.Key.PartyId, manifest.SenderParty, compute.Analysis) { ReleasePeer = plaintext.Wipe });
+        var output = _bundle.App.Run(new AppInput(own, peer, compute.Key.Policy.Output, compute.Key.PartyId, manifest.SenderParty, compute.Analysis) { ReleasePeer = plaintext.Wipe, Begun = begun });
         timings["compute"] = sw.Elapsed.TotalMilliseconds;
         sw.Restart();
         // The released table's CSV form as the app made it (the engine writes it as CSV): sent without another copy.

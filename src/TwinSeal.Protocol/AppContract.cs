@@ -65,7 +65,16 @@ public sealed record AppInput(Table Own, Table Peer, OutputPolicy Policy, string
     /// afterwards; its columns and row count stay. Null where nothing is freed early (tests, the known-answer run).
     /// </summary>
     public Action? ReleasePeer { get; init; }
+
+    /// <summary>
+    /// What <see cref="IEnclaveApp.Begin"/> started for this computation with the own table alone, while the other
+    /// party's dataset was still arriving; only the app that made it knows what it is. Whoever made the input disposes it.
+    /// </summary>
+    public IDisposable? Begun { get; init; }
 }
+
+/// <summary>What an app knows of a computation before the other party's dataset has arrived: its own table and the policy.</summary>
+public sealed record AppStart(Table Own, OutputPolicy Policy, string OwnParty);
 
 /// <summary>What an app releases to the policy's recipient, and nothing the policy did not name.</summary>
 /// <param name="Rows">The released table (joined rows or aggregates), when the policy releases one.</param>
@@ -83,4 +92,12 @@ public interface IEnclaveApp
 
     /// <summary>Runs the computation; throws <see cref="ProtocolException"/> for a request outside the output policy.</summary>
     AppOutput Run(AppInput input);
+
+    /// <summary>
+    /// Starts what the computation can do with the own table alone (reading it into the engine), so that it runs while
+    /// the other party's dataset is still arriving and being decrypted and verified; <see cref="Run"/> finds it in
+    /// <see cref="AppInput.Begun"/>. Nothing of it depends on the other party's data, and nothing leaves before
+    /// <see cref="Run"/>, which decides everything again and does without it when it does not fit. Null: nothing to start.
+    /// </summary>
+    IDisposable? Begin(AppStart start) => null;
 }

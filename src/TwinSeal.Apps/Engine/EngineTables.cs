@@ -22,7 +22,18 @@ internal static class EngineTables
     /// <paramref name="releasePeer"/>, for an app that reads the other party's cells only through the engine from then
     /// on, the decrypted table is released once read (<see cref="AppInput.ReleasePeer"/>).
     /// </summary>
-    public static IsolatedDatabase Open(AppInput input, bool releasePeer) => Released(IsolatedDatabase.Open([new(Own, input.Own), new(Peer, input.Peer)]), input, releasePeer);
+    public static IsolatedDatabase Open(AppInput input, bool releasePeer)
+    {
+        var database = (input.Begun as OwnTableRead)?.Take(AllColumns(input.Own), ordered: true) is { } begun
+            ? begun.Finish([new(Peer, input.Peer)])
+            : IsolatedDatabase.Open([new(Own, input.Own), new(Peer, input.Peer)]);
+        return Released(database, input, releasePeer);
+    }
+
+    /// <summary>For a computation that reads every column of both tables, begun before the other party's dataset arrived: the own table, every column, in order.</summary>
+    public static OwnTableRead Begin(Table own) => OwnTableRead.Start(own, AllColumns(own), ordered: true);
+
+    private static HashSet<int> AllColumns(Table table) => [.. Enumerable.Range(0, table.Columns.Count)];
 
     /// <summary>
     /// A locked-down database holding only the columns of each table a join needs: its key columns and the released
@@ -34,8 +45,18 @@ internal static class EngineTables
         var own = new HashSet<int>(join.OwnKeys.Concat(ownColumns ?? []));
         var peer = new HashSet<int>(join.PeerKeys);
         foreach (var c in released?.Columns ?? []) (c.FromPeer ? peer : own).Add(c.Index);
-        return Released(IsolatedDatabase.Open([new(Own, input.Own, own), new(Peer, input.Peer, peer)], ordered), input, releasePeer);
+        var database = (input.Begun as OwnTableRead)?.Take(own, ordered) is { } begun
+            ? begun.Finish([new(Peer, input.Peer, peer)])
+            : IsolatedDatabase.Open([new(Own, input.Own, own), new(Peer, input.Peer, peer)], ordered);
+        return Released(database, input, releasePeer);
     }
+
+    /// <summary>
+    /// For a join computation begun before the other party's dataset arrived (<see cref="Protocol.Apps.IEnclaveApp.Begin"/>):
+    /// reads the own table's <paramref name="ownColumns"/> on a worker thread, for <see cref="Open(AppInput, JoinSetup, JoinedSchema?, bool, bool, IEnumerable{int}?)"/>
+    /// to take with the same columns and order.
+    /// </summary>
+    public static OwnTableRead Begin(Table own, IEnumerable<int> ownColumns, bool ordered) => OwnTableRead.Start(own, ownColumns.ToHashSet(), ordered);
 
     private static IsolatedDatabase Released(IsolatedDatabase db, AppInput input, bool releasePeer)
     {

@@ -22,12 +22,15 @@ namespace TwinSeal.Apps.Engine;
 internal sealed class IsolatedDatabase : IDisposable
 {
     private readonly DuckDBConnection _connection;
+    private readonly Dictionary<string, IReadOnlyCollection<int>?> _kept = new(StringComparer.Ordinal);
+    private bool _lockedDown;
 
-    private IsolatedDatabase(DuckDBConnection connection, long memoryLimitBytes, int threads)
+    private IsolatedDatabase(DuckDBConnection connection, long memoryLimitBytes, int threads, bool ordered)
     {
         _connection = connection;
         MemoryLimitBytes = memoryLimitBytes;
         Threads = threads;
+        Ordered = ordered;
     }
 
     /// <summary>The most memory DuckDB may use for this database.</summary>
@@ -52,17 +55,21 @@ internal sealed class IsolatedDatabase : IDisposable
     /// <param name="memoryLimitBytes">Memory limit; null: 3/4 of the memory this process may use (its cgroup limit or the machine's).</param>
     /// <param name="threads">Worker threads; null: one per processor.</param>
     public static IsolatedDatabase Open(IReadOnlyList<EngineTable> tables, bool ordered = true, long? memoryLimitBytes = null, int? threads = null)
+        => Start([], ordered, memoryLimitBytes, threads).Finish(tables);
+
+    /// <summary>
+    /// The first half of <see cref="Open"/>: a database configured and holding <paramref name="first"/>, not yet locked
+    /// down; <see cref="Finish"/> reads the other tables and locks it. In between it runs no SQL but <see cref="Finish"/>'s.
+    /// </summary>
+    public static IsolatedDatabase Start(IReadOnlyList<EngineTable> first, bool ordered = true, long? memoryLimitBytes = null, int? threads = null)
     {
-        var limit = memoryLimitBytes ?? DefaultMemoryLimit();
-        var workers = threads ?? Environment.ProcessorCount;
         var connection = new DuckDBConnection("DataSource=:memory:");
         try
         {
             connection.Open();
-            var database = new IsolatedDatabase(connection, limit, workers);
-            database.Configure(ordered);
-            foreach (var table in tables) database.Read(table);
-            database.LockDown();
+            var database = new IsolatedDatabase(connection, memoryLimitBytes ?? DefaultMemoryLimit(), threads ?? Environment.ProcessorCount, ordered);
+            database.Configure();
+            foreach (var table in first) database.Read(table);
             return database;
         }
         catch
@@ -72,18 +79,42 @@ internal sealed class IsolatedDatabase : IDisposable
         }
     }
 
+    /// <summary>Reads <paramref name="tables"/> into a database from <see cref="Start"/> and locks it down.</summary>
+    public IsolatedDatabase Finish(IEnumerable<EngineTable> tables)
+    {
+        if (_lockedDown) throw new InvalidOperationException("The database is locked down already.");
+        try
+        {
+            foreach (var table in tables) Read(table);
+            LockDown();
+            return this;
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether tables are kept in file order (<c>rowid</c> = position).</summary>
+    public bool Ordered { get; }
+
+    /// <summary>The columns kept of each table read so far (null: all).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyCollection<int>?> Kept => _kept;
+
     private static long DefaultMemoryLimit() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 
-    private void Configure(bool ordered)
+    private void Configure()
     {
         foreach (var sql in EngineLockDown.Before(MemoryLimitBytes, Threads)) Execute(sql);
-        Execute($"SET preserve_insertion_order = {(ordered ? "true" : "false")}");
+        Execute($"SET preserve_insertion_order = {(Ordered ? "true" : "false")}");
     }
 
     // After this, no statement reaches a file, the network or another database, and no setting can change.
     private void LockDown()
     {
         foreach (var sql in EngineLockDown.After) Execute(sql);
+        _lockedDown = true;
     }
 
     /// <summary>
@@ -111,6 +142,7 @@ internal sealed class IsolatedDatabase : IDisposable
         if (rows != table.RowCount)
             throw new ProtocolException("engine-input-rejected", $"The analytical engine read {rows} rows of the {Describe(name)} table, which has {table.RowCount}; the table is refused rather than computed on differently.");
         InputBytes += table.Csv.Length;
+        _kept[name] = kept;
     }
 
     // DuckDB's reader needs to be told a file ends its rows with LF alone (else a quoted CR LF in the header misleads it);
