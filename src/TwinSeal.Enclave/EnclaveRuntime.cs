@@ -44,6 +44,7 @@ public sealed class EnclaveRuntime : IDisposable
         _encryption = new EncryptionUnit(_keyPair);
         // In the background: the host's first commands (describe, attest, load) need no app.
         _appChecked = Task.Run(() => AppKnownAnswer.Check(_bundle.App));
+        ProtocolJson.WarmInBackground();
     }
 
     // Read afresh for every report: code loaded after start must show in the next evidence, not only in the first.

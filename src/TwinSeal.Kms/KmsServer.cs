@@ -53,6 +53,7 @@ public sealed class KmsServer : IAsyncDisposable
     /// <summary>Starts a KMS on <see cref="KmsOptions.ListenAddress"/> (loopback unless set), port <paramref name="port"/> (0 picks a free port).</summary>
     public static async Task<KmsServer> StartAsync(KmsOptions options, int port = 0, TimeProvider? clock = null)
     {
+        ProtocolJson.WarmInBackground();
         if (options.OpsListen is { Port: > 0 } sharedPort && sharedPort.Port == port)
             throw new InvalidOperationException($"The ops listener ({sharedPort}) must use another port than the API ({port}).");
         var kms = new KmsService(options, clock);

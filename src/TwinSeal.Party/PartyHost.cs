@@ -65,6 +65,7 @@ public sealed class PartyHost : IAsyncDisposable
     /// <summary>Starts the isolated area and the host's HTTPS endpoints; writes <c>endpoint.json</c> into the party folder.</summary>
     public static async Task<PartyHost> StartAsync(PartyHostOptions options)
     {
+        ProtocolJson.WarmInBackground();
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
         options.PeerLimits.Validate();

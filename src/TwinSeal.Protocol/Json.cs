@@ -32,6 +32,40 @@ public static class ProtocolJson
         return o;
     }
 
+    private static readonly Lazy<Task> Warming = new(() => Task.Run(Warm));
+
+    /// <summary>
+    /// Starts, once per process and on a worker thread, building what System.Text.Json needs for every message type of
+    /// this assembly (metadata, property accessors, converters) by writing and reading back an empty instance of each.
+    /// The services run with tiered compilation off, so each of those is otherwise compiled, fully optimised, when the
+    /// first message of its type passes: in a computation's path, on cores its isolated areas need. Long-running
+    /// services (KMS, party host, isolated area) call this when they start.
+    /// </summary>
+    public static void WarmInBackground() => _ = Warming.Value;
+
+    /// <summary>What <see cref="WarmInBackground"/> runs, on the calling thread.</summary>
+    internal static void Warm()
+    {
+        // An empty instance is not a valid message (its required members are null), so it is written and read back with
+        // the same converters but without those checks: the compiled converter code is shared by both option sets, the
+        // metadata is built for the real ones.
+        var lenient = new JsonSerializerOptions(Options) { RespectNullableAnnotations = false, RespectRequiredConstructorParameters = false };
+        foreach (var type in typeof(ProtocolJson).Assembly.GetExportedTypes())
+        {
+            if (!type.IsClass || type.IsAbstract || type.ContainsGenericParameters || type.IsSubclassOf(typeof(Exception)) || type.IsSubclassOf(typeof(Stream))) continue;
+            try
+            {
+                if (Options.GetTypeInfo(type).Kind != System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Object) continue;
+                var json = JsonSerializer.SerializeToUtf8Bytes(System.Runtime.CompilerServices.RuntimeHelpers.GetUninitializedObject(type), type, lenient);
+                JsonSerializer.Deserialize(json, type, lenient);
+            }
+            catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException)
+            {
+                // A type that no empty instance can pass through (a converter that needs a value): what was built stays built.
+            }
+        }
+    }
+
     /// <summary>Canonical UTF-8 bytes of a message: what gets hashed and signed.</summary>
     public static byte[] Canonical<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
 
