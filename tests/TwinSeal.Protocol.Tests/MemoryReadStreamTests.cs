@@ -37,6 +37,23 @@ public sealed class MemoryReadStreamTests
     }
 
     [Fact]
+    public void Reading_a_csv_from_memory_that_is_not_an_array_puts_no_copy_of_it_on_the_heap()
+    {
+        // The isolated area's shape check of the other party's decrypted dataset: a copy on the heap would outlive its wipe.
+        var rows = string.Concat(Enumerable.Repeat("some-key,some-value\n", 50_000));
+        using var native = new NativeBytes(System.Text.Encoding.UTF8.GetBytes("k,v\n" + rows));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+
+        long read = 0;
+        using (var reader = CsvDialect.Reader(native.Memory))
+            foreach (var row in reader) read++;
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(50_001, read);
+        Assert.True(allocated < native.Memory.Length / 4, $"reading a {native.Memory.Length}-byte CSV allocated {allocated} bytes on the heap");
+    }
+
+    [Fact]
     public async Task CopyToAsync_hands_what_is_left_over_in_one_write()
     {
         using var native = new NativeBytes(new byte[100_000]);

@@ -22,7 +22,6 @@ namespace TwinSeal.Apps.Engine;
 internal sealed class IsolatedDatabase : IDisposable
 {
     private readonly DuckDBConnection _connection;
-    private readonly Dictionary<string, IReadOnlyCollection<int>?> _kept = new(StringComparer.Ordinal);
     private bool _lockedDown;
 
     private IsolatedDatabase(DuckDBConnection connection, long memoryLimitBytes, int threads, bool ordered)
@@ -99,9 +98,6 @@ internal sealed class IsolatedDatabase : IDisposable
     /// <summary>Whether tables are kept in file order (<c>rowid</c> = position).</summary>
     public bool Ordered { get; }
 
-    /// <summary>The columns kept of each table read so far (null: all).</summary>
-    public IReadOnlyDictionary<string, IReadOnlyCollection<int>?> Kept => _kept;
-
     private static long DefaultMemoryLimit() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 
     private void Configure()
@@ -142,7 +138,6 @@ internal sealed class IsolatedDatabase : IDisposable
         if (rows != table.RowCount)
             throw new ProtocolException("engine-input-rejected", $"The analytical engine read {rows} rows of the {Describe(name)} table, which has {table.RowCount}; the table is refused rather than computed on differently.");
         InputBytes += table.Csv.Length;
-        _kept[name] = kept;
     }
 
     // DuckDB's reader needs to be told a file ends its rows with LF alone (else a quoted CR LF in the header misleads it);
