@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
@@ -116,7 +117,7 @@ public static class DatasetStream
     }
 
     /// <summary>
-    /// <see cref="EncryptAsync"/> with caller-chosen salt and nonce prefix. Internal so only known-answer tests can
+    /// <see cref="EncryptAsync(DataKey, DatasetStreamHeader, Stream, Stream, CancellationToken)"/> with caller-chosen salt and nonce prefix. Internal so only known-answer tests can
     /// pin them: reusing a salt and prefix under one data key reuses GCM nonces, which is catastrophic.
     /// </summary>
     internal static async Task EncryptWithRandomnessAsync(
@@ -133,20 +134,41 @@ public static class DatasetStream
         var headerBytes = EncodeHeader(header, salt, noncePrefix);
         using var cipher = SegmentCipher.Create(key, headerBytes);
         await ciphertext.WriteAsync(headerBytes, ct).ConfigureAwait(false);
+        // Sealed into one of two buffers and written on from it while the next segment is sealed into the other.
+        await using var sealedSegments = new SegmentWriteBehind(ciphertext, header.SegmentSize + TagLength);
+        await SealSegmentsAsync(cipher, header.SegmentSize, plaintext, sealedSegments, ct).ConfigureAwait(false);
+    }
 
-        // Segments are sealed out of place, from wherever the framer hands them (the source's memory, or the framer's
-        // buffer for a segment split across writes), into one of two buffers, and written on from it while the next
-        // segment is sealed into the other.
-        var segmentSize = header.SegmentSize;
-        await using var sealedSegments = new SegmentWriteBehind(ciphertext, segmentSize + TagLength);
+    /// <summary>
+    /// <see cref="EncryptAsync(DataKey, DatasetStreamHeader, Stream, Stream, CancellationToken)"/> into a buffer writer:
+    /// each segment is sealed straight into the writer's memory, with no copy after the cipher.
+    /// </summary>
+    /// <exception cref="ArgumentException">The header has an out-of-range segment size or key version, or an unusable key id.</exception>
+    public static async Task EncryptAsync(DataKey key, DatasetStreamHeader header, Stream plaintext, IBufferWriter<byte> ciphertext, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(header);
+        ArgumentNullException.ThrowIfNull(plaintext);
+        ArgumentNullException.ThrowIfNull(ciphertext);
+        var headerBytes = EncodeHeader(header, RandomNumberGenerator.GetBytes(SaltLength), RandomNumberGenerator.GetBytes(NoncePrefixLength));
+        using var cipher = SegmentCipher.Create(key, headerBytes);
+        ciphertext.Write(headerBytes);
+        await using var output = new BufferWriterOutput(ciphertext);
+        await SealSegmentsAsync(cipher, header.SegmentSize, plaintext, output, ct).ConfigureAwait(false);
+    }
+
+    // Segments are sealed out of place, from wherever the framer hands them (the source's memory, or the framer's buffer
+    // for a segment split across writes), into the memory the output lends for it.
+    private static async Task SealSegmentsAsync(SegmentCipher cipher, int segmentSize, Stream plaintext, ISegmentOutput sealedSegments, CancellationToken ct)
+    {
         await using (var framer = new SegmentFramer(segmentSize, async (index, last, segment, token) =>
         {
             if (index > MaxSegmentIndex)
                 throw new InvalidOperationException($"The dataset needs more than {MaxSegmentCount} segments; use a larger segment size.");
             var length = segment.Length;
-            var sealedSegment = sealedSegments.Next;
-            cipher.Seal((uint)index, last, segment.Span, sealedSegment.AsSpan(0, length), sealedSegment.AsSpan(length, TagLength));
-            await sealedSegments.WriteAsync(length + TagLength, token).ConfigureAwait(false);
+            var sealedSegment = sealedSegments.Next(length + TagLength).Span;
+            cipher.Seal((uint)index, last, segment.Span, sealedSegment[..length], sealedSegment[length..]);
+            await sealedSegments.PassOnAsync(length + TagLength, token).ConfigureAwait(false);
         }))
         {
             await plaintext.CopyToAsync(framer, ct).ConfigureAwait(false);
@@ -172,12 +194,33 @@ public static class DatasetStream
     /// <param name="ct">Cancels the copy.</param>
     /// <returns>The authenticated header.</returns>
     /// <exception cref="DatasetIntegrityException">The stream is malformed, altered, truncated, extended, spliced, or not under <paramref name="key"/>.</exception>
-    public static async Task<DatasetStreamHeader> DecryptAsync(
+    public static Task<DatasetStreamHeader> DecryptAsync(
         DataKey key, Stream ciphertext, Stream plaintext, Guid? expectedDatasetId = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(plaintext);
+        // Decrypted into a buffer of its own rather than in place (GCM wipes its output on failure, and the ciphertext
+        // is still needed to diagnose why a segment failed); one of two, written on while the next segment is opened.
+        return DecryptIntoAsync(key, ciphertext, header => new SegmentWriteBehind(plaintext, header.SegmentSize), expectedDatasetId, ct);
+    }
+
+    /// <summary>
+    /// <see cref="DecryptAsync(DataKey, Stream, Stream, Guid?, CancellationToken)"/> into a buffer writer: each segment
+    /// is opened straight into the writer's memory and committed (<see cref="IBufferWriter{T}.Advance"/>) only once it
+    /// authenticated, with no copy after the cipher. On failure the writer holds the segments that authenticated before.
+    /// </summary>
+    /// <exception cref="DatasetIntegrityException">The stream is malformed, altered, truncated, extended, spliced, or not under <paramref name="key"/>.</exception>
+    public static Task<DatasetStreamHeader> DecryptAsync(
+        DataKey key, Stream ciphertext, IBufferWriter<byte> plaintext, Guid? expectedDatasetId = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(plaintext);
+        return DecryptIntoAsync(key, ciphertext, _ => new BufferWriterOutput(plaintext), expectedDatasetId, ct);
+    }
+
+    private static async Task<DatasetStreamHeader> DecryptIntoAsync(
+        DataKey key, Stream ciphertext, Func<DatasetStreamHeader, ISegmentOutput> outputFor, Guid? expectedDatasetId, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(ciphertext);
-        ArgumentNullException.ThrowIfNull(plaintext);
 
         var (header, headerBytes) = await ReadHeaderAsync(ciphertext, ct).ConfigureAwait(false);
         // A genuine stream for another dataset would authenticate fine, so the id has to be checked explicitly.
@@ -186,9 +229,7 @@ public static class DatasetStream
 
         using var cipher = SegmentCipher.Create(key, headerBytes);
         var chunkSize = header.SegmentSize + TagLength;
-        // Decrypted into a buffer of its own rather than in place (GCM wipes its output on failure, and the ciphertext
-        // is still needed to diagnose why a segment failed); one of two, written on while the next segment is opened.
-        await using var openedSegments = new SegmentWriteBehind(plaintext, header.SegmentSize);
+        await using var openedSegments = outputFor(header);
         // Segments carry no length or last marker on the wire; the framer cuts them as the writer did: a full-size
         // segment is the last one exactly when end of stream follows it, and anything shorter must be the last one.
         await using (var framer = new SegmentFramer(chunkSize, async (index, last, segment, token) =>
@@ -199,10 +240,14 @@ public static class DatasetStream
                 throw Integrity("stream-truncated", "no segment follows the header");
             if (segment.Length < TagLength)
                 throw Integrity("stream-truncated", $"segment {index} is shorter than its {TagLength}-byte tag");
-            var output = openedSegments.Next;
-            if (!cipher.TryOpen((uint)index, last, segment.Span, output))
-                throw DiagnoseFailure(cipher, (uint)index, last, segment.Length == chunkSize, segment.Span, output);
-            await openedSegments.WriteAsync(segment.Length - TagLength, token).ConfigureAwait(false);
+            var length = segment.Length - TagLength;
+            if (!cipher.TryOpen((uint)index, last, segment.Span, openedSegments.Next(length).Span))
+            {
+                // The probes decrypt into memory of their own: none of it is the output's, even where a probe opens.
+                using var scratch = SecretBytes.Allocate(length + 1);
+                throw DiagnoseFailure(cipher, (uint)index, last, segment.Length == chunkSize, segment.Span, scratch.Span);
+            }
+            await openedSegments.PassOnAsync(length, token).ConfigureAwait(false);
         }))
         {
             await ciphertext.CopyToAsync(framer, ct).ConfigureAwait(false);
@@ -213,7 +258,7 @@ public static class DatasetStream
     }
 
     /// <summary>
-    /// Encrypts a dataset held in memory: the same format as <see cref="EncryptAsync"/>, but every segment is sealed
+    /// Encrypts a dataset held in memory: the same format as <see cref="EncryptAsync(DataKey, DatasetStreamHeader, Stream, Stream, CancellationToken)"/>, but every segment is sealed
     /// straight from <paramref name="plaintext"/> into the returned array, with no intermediate buffer or copy.
     /// </summary>
     /// <exception cref="ArgumentException">The header has an out-of-range segment size or key version, or an unusable key id.</exception>
@@ -274,7 +319,7 @@ public static class DatasetStream
 
     /// <summary>
     /// Decrypts a whole encrypted dataset held in memory, segment by segment straight into the returned plaintext:
-    /// the same checks and refusals as <see cref="DecryptAsync"/>, and no plaintext is returned unless every segment
+    /// the same checks and refusals as <see cref="DecryptAsync(DataKey, Stream, Stream, Guid?, CancellationToken)"/>, and no plaintext is returned unless every segment
     /// authenticated, in order, up to the last one.
     /// </summary>
     /// <exception cref="DatasetIntegrityException">Anything about the stream is wrong; the reason names what.</exception>
@@ -344,7 +389,7 @@ public static class DatasetStream
     /// <summary>
     /// Parses the header at the start of <paramref name="prefix"/> without decrypting anything, so a receiver can pick
     /// the data key. Bytes after the header are ignored. The result is not authenticated until
-    /// <see cref="DecryptAsync"/> succeeds.
+    /// <see cref="DecryptAsync(DataKey, Stream, Stream, Guid?, CancellationToken)"/> succeeds.
     /// </summary>
     /// <exception cref="DatasetIntegrityException">The prefix is not a well-formed header, or is too short to hold one.</exception>
     public static DatasetStreamHeader ReadHeader(ReadOnlySpan<byte> prefix) => ParseHeader(prefix, out _);

@@ -7,16 +7,17 @@ namespace TwinSeal.Crypto;
 /// <summary>
 /// Decrypted data held outside the garbage-collected heap, so that it can be wiped and its memory given back the moment
 /// it is no longer needed rather than when the collector gets to it: a 10M-row dataset is 0.4 GB, and the isolated area
-/// frees it as soon as its engine has read it. Filled once through <see cref="OpenWriter"/>; <see cref="Written"/> is
+/// frees it as soon as its engine has read it. Filled once, as a buffer writer (<see cref="IBufferWriter{T}"/>: decryption opens each segment straight into it); <see cref="Written"/> is
 /// what was written. Disposing zeroes and frees it; any use afterwards (a span, a pin) throws
 /// <see cref="ObjectDisposedException"/> instead of reading freed memory. There is no finalizer (a span of it could still
 /// be in use when the buffer itself is unreachable): whoever allocates one disposes it.
 /// </summary>
-public sealed unsafe class PlaintextBuffer : MemoryManager<byte>
+public sealed unsafe class PlaintextBuffer : MemoryManager<byte>, IBufferWriter<byte>
 {
     private byte* _pointer;
     private readonly int _capacity;
     private int _length;
+    private int _lent;
 
     private PlaintextBuffer(int capacity)
     {
@@ -41,8 +42,6 @@ public sealed unsafe class PlaintextBuffer : MemoryManager<byte>
     /// <summary>Zeroes and frees the buffer now (what disposing it does).</summary>
     public void Wipe() => ((IDisposable)this).Dispose();
 
-    /// <summary>A stream that appends to this buffer; writing past its capacity throws.</summary>
-    public Stream OpenWriter() => new Writer(this);
 
     /// <inheritdoc />
     public override Span<byte> GetSpan()
@@ -70,47 +69,39 @@ public sealed unsafe class PlaintextBuffer : MemoryManager<byte>
     protected override void Dispose(bool disposing)
     {
         if (_pointer is null) return;
-        CryptographicOperations.ZeroMemory(new Span<byte>(_pointer, _length));
+        CryptographicOperations.ZeroMemory(new Span<byte>(_pointer, Math.Max(_length, _lent)));
         NativeMemory.Free(_pointer);
         _pointer = null;
         _length = 0;
+        _lent = 0;
     }
 
-    private void Append(ReadOnlySpan<byte> bytes)
+    // Lends the `count` bytes after what was written (at least one), remembering how far anything was lent, so that
+    // wiping covers what a writer may have put there without committing it (a segment that failed to open).
+    private int Lend(int count)
     {
         ObjectDisposedException.ThrowIf(_pointer is null, this);
-        if (bytes.Length > _capacity - _length)
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        count = Math.Max(count, 1);
+        if (count > _capacity - _length)
             throw new InvalidOperationException($"The plaintext is longer than the {_capacity} bytes this buffer was made for.");
-        bytes.CopyTo(new Span<byte>(_pointer + _length, bytes.Length));
-        _length += bytes.Length;
+        _lent = Math.Max(_lent, _length + count);
+        return count;
     }
 
-    private sealed class Writer(PlaintextBuffer buffer) : Stream
+    /// <summary>As a buffer writer, the buffer lends the memory after what was written (decryption opens segments straight into it).</summary>
+    Span<byte> IBufferWriter<byte>.GetSpan(int sizeHint) => new(_pointer + _length, Lend(sizeHint));
+
+    /// <inheritdoc cref="IBufferWriter{T}.GetMemory"/>
+    Memory<byte> IBufferWriter<byte>.GetMemory(int sizeHint) => Memory.Slice(_length, Lend(sizeHint));
+
+    /// <inheritdoc cref="IBufferWriter{T}.Advance"/>
+    void IBufferWriter<byte>.Advance(int count)
     {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => buffer.Length;
-        public override long Position { get => buffer.Length; set => throw new NotSupportedException(); }
-        public override void Write(ReadOnlySpan<byte> source) => buffer.Append(source);
-        public override void Write(byte[] source, int offset, int count) => buffer.Append(source.AsSpan(offset, count));
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            buffer.Append(source.Span);
-            return ValueTask.CompletedTask;
-        }
-
-        public override Task WriteAsync(byte[] source, int offset, int count, CancellationToken cancellationToken)
-            => WriteAsync(source.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] destination, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
+        ObjectDisposedException.ThrowIf(_pointer is null, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count > _lent - _length)
+            throw new InvalidOperationException($"Advancing by {count} bytes goes past the {_lent - _length} bytes lent.");
+        _length += count;
     }
 }

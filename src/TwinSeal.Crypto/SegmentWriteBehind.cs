@@ -7,7 +7,7 @@ namespace TwinSeal.Crypto;
 /// (bench/README.md, "Step 5"); behind the next segment's cipher work it costs a second core, when there is one.
 /// At most one write is in flight, and writes reach the output in order; the buffers are wiped when given back.
 /// </summary>
-internal sealed class SegmentWriteBehind : IAsyncDisposable
+internal sealed class SegmentWriteBehind : ISegmentOutput
 {
     private readonly Stream _output;
     private readonly int _length;
@@ -23,13 +23,13 @@ internal sealed class SegmentWriteBehind : IAsyncDisposable
     }
 
     /// <summary>The buffer the next segment goes into: not being written (the write that last used it has completed).</summary>
-    public byte[] Next => _buffers[_current];
+    public Memory<byte> Next(int length) => _buffers[_current].AsMemory(0, length);
 
     /// <summary>
     /// Waits for the previous write, then starts writing the first <paramref name="count"/> bytes of <see cref="Next"/>
     /// and hands out the other buffer as the next one.
     /// </summary>
-    public async ValueTask WriteAsync(int count, CancellationToken ct)
+    public async ValueTask PassOnAsync(int count, CancellationToken ct)
     {
         await _writing.ConfigureAwait(false);
         var filled = _buffers[_current];

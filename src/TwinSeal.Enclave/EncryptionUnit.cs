@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
@@ -54,12 +55,10 @@ public sealed class EncryptionUnit(EphemeralKeyPair keyPair)
         var returned = false;
         try
         {
-            await using (var writer = plaintext.OpenWriter())
-            {
-                var header = await DatasetStream.DecryptAsync(key, ciphertext, writer, expectedDatasetId).ConfigureAwait(false);
-                if (header.KeyId != release.KeyId || header.KeyVersion != release.KeyVersion)
-                    throw new DatasetIntegrityException($"key-mismatch: the dataset is encrypted under key {header.KeyId} v{header.KeyVersion}, not the released {release.KeyId} v{release.KeyVersion}");
-            }
+            // Each segment is opened straight into the buffer, once it arrived: no copy after the cipher.
+            var header = await DatasetStream.DecryptAsync(key, ciphertext, (IBufferWriter<byte>)plaintext, expectedDatasetId).ConfigureAwait(false);
+            if (header.KeyId != release.KeyId || header.KeyVersion != release.KeyVersion)
+                throw new DatasetIntegrityException($"key-mismatch: the dataset is encrypted under key {header.KeyId} v{header.KeyVersion}, not the released {release.KeyId} v{release.KeyVersion}");
             returned = true;
             return plaintext;
         }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using TwinSeal.Crypto;
 using TwinSeal.Protocol;
 using TwinSeal.Protocol.Apps;
@@ -66,7 +67,7 @@ public sealed class PeerReleaseTests
     {
         var csv = CsvDialect.Write(PeerColumns, PeerRows);
         var buffer = PlaintextBuffer.Allocate(csv.Length);
-        using (var writer = buffer.OpenWriter()) writer.Write(csv);
+        ((IBufferWriter<byte>)buffer).Write(csv);
         return buffer;
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -462,6 +463,69 @@ public sealed class DatasetStreamTests
             DatasetStream.DecryptAsync(key, new MemoryStream(ciphertext), output, ct: Ct));
 
         Assert.Equal(plaintext[..(2 * Small)], output.ToArray());
+    }
+
+    [Fact]
+    public async Task A_dataset_encrypted_and_decrypted_through_buffer_writers_is_the_one_the_streams_give()
+    {
+        using var key = DataKey.Generate();
+        var plaintext = RandomNumberGenerator.GetBytes(5 * Small + 123);
+        var header = NewHeader(Small);
+        var sealedInto = new ArrayBufferWriter<byte>();
+
+        await DatasetStream.EncryptAsync(key, header, new MemoryStream(plaintext), sealedInto, Ct);
+        var openedInto = new ArrayBufferWriter<byte>();
+        var read = await DatasetStream.DecryptAsync(key, new MemoryStream(sealedInto.WrittenSpan.ToArray()), openedInto, header.DatasetId, Ct);
+
+        Assert.Equal(HeaderLength + 5 * (Small + Tag) + 123 + Tag, sealedInto.WrittenCount);
+        Assert.Equal(plaintext, openedInto.WrittenSpan.ToArray());
+        Assert.Equal(header, read);
+        Assert.Equal(plaintext, await Decrypt(key, sealedInto.WrittenSpan.ToArray()));
+    }
+
+    [Fact]
+    public async Task An_empty_dataset_round_trips_through_buffer_writers()
+    {
+        using var key = DataKey.Generate();
+        var sealedInto = new ArrayBufferWriter<byte>();
+        await DatasetStream.EncryptAsync(key, NewHeader(Small), new MemoryStream(), sealedInto, Ct);
+        var openedInto = new ArrayBufferWriter<byte>();
+
+        await DatasetStream.DecryptAsync(key, new MemoryStream(sealedInto.WrittenSpan.ToArray()), openedInto, ct: Ct);
+
+        Assert.Equal(HeaderLength + Tag, sealedInto.WrittenCount);
+        Assert.Equal(0, openedInto.WrittenCount);
+    }
+
+    [Fact]
+    public async Task Decrypting_into_a_buffer_writer_commits_only_the_segments_that_authenticated_before_a_failing_one()
+    {
+        using var key = DataKey.Generate();
+        var plaintext = RandomNumberGenerator.GetBytes(4 * Small + 10);
+        var ciphertext = await Encrypt(key, NewHeader(Small), plaintext);
+        ciphertext[SegmentOffset(2) + 5] ^= 0x01;
+        var output = new ArrayBufferWriter<byte>();
+
+        var e = await Assert.ThrowsAsync<DatasetIntegrityException>(() =>
+            DatasetStream.DecryptAsync(key, new MemoryStream(ciphertext), output, ct: Ct));
+
+        Assert.StartsWith("segment-authentication-failed", e.Reason, StringComparison.Ordinal);
+        Assert.Equal(plaintext[..(2 * Small)], output.WrittenSpan.ToArray());
+    }
+
+    [Fact]
+    public async Task A_truncated_stream_decrypted_into_a_buffer_writer_is_diagnosed_as_truncated()
+    {
+        using var key = DataKey.Generate();
+        var plaintext = RandomNumberGenerator.GetBytes(3 * Small);
+        var ciphertext = await Encrypt(key, NewHeader(Small), plaintext);
+        var output = new ArrayBufferWriter<byte>();
+
+        var e = await Assert.ThrowsAsync<DatasetIntegrityException>(() =>
+            DatasetStream.DecryptAsync(key, new MemoryStream(ciphertext[..SegmentOffset(2)]), output, ct: Ct));
+
+        Assert.StartsWith("stream-truncated", e.Reason, StringComparison.Ordinal);
+        Assert.Equal(plaintext[..Small], output.WrittenSpan.ToArray());
     }
 
     [Fact]
