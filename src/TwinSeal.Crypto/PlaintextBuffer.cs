@@ -7,8 +7,8 @@ namespace TwinSeal.Crypto;
 /// <summary>
 /// Decrypted data held outside the garbage-collected heap, so that it can be wiped and its memory given back the moment
 /// it is no longer needed rather than when the collector gets to it: a 10M-row dataset is 0.4 GB, and the isolated area
-/// frees it as soon as its engine has read it. Filled once, as a buffer writer (<see cref="IBufferWriter{T}"/>: decryption opens each segment straight into it); <see cref="Written"/> is
-/// what was written. Disposing zeroes and frees it; any use afterwards (a span, a pin) throws
+/// frees it as soon as its engine has read it. Filled once, as a buffer writer (<see cref="IBufferWriter{T}"/>: decryption
+/// opens each segment straight into it); <see cref="Written"/> is what was written. Disposing zeroes and frees it; any use afterwards (a span, a pin) throws
 /// <see cref="ObjectDisposedException"/> instead of reading freed memory. There is no finalizer (a span of it could still
 /// be in use when the buffer itself is unreachable): whoever allocates one disposes it.
 /// </summary>
@@ -41,7 +41,6 @@ public sealed unsafe class PlaintextBuffer : MemoryManager<byte>, IBufferWriter<
 
     /// <summary>Zeroes and frees the buffer now (what disposing it does).</summary>
     public void Wipe() => ((IDisposable)this).Dispose();
-
 
     /// <inheritdoc />
     public override Span<byte> GetSpan()
