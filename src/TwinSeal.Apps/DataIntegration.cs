@@ -24,9 +24,5 @@ internal static class DataIntegration
     }
 
     /// <summary>The own table read as <see cref="Run"/> reads it (key and released own columns, in order), started early.</summary>
-    public static IDisposable Begin(AppStart start)
-    {
-        var keys = JoinKeys.Resolve(start.Own, start.Policy.JoinColumns(), start.OwnParty);
-        return EngineTables.Begin(start.Own, keys.Concat(JoinedSchema.OwnColumnsNamed(start.Own, start.Policy.ReleasedColumns)), ordered: true);
-    }
+    public static IDisposable Begin(AppStart start) => EngineTables.Begin(start.Own, JoinSetup.OwnColumns(start, releasesRows: true), ordered: true);
 }

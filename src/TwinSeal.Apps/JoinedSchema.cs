@@ -98,6 +98,16 @@ internal sealed class JoinedSchema
 /// <summary>What every join needs: the key positions on both sides, the normalisation and the joined columns.</summary>
 internal sealed record JoinSetup(int[] OwnKeys, int[] PeerKeys, KeyNormalisation Normalisation, JoinedSchema Schema)
 {
+    /// <summary>
+    /// The own columns a join reads, found from the own table and the policy alone (for <see cref="IEnclaveApp.Begin"/>):
+    /// its key columns, and when it releases rows the released own columns too.
+    /// </summary>
+    public static IEnumerable<int> OwnColumns(AppStart start, bool releasesRows)
+    {
+        var keys = JoinKeys.Resolve(start.Own, start.Policy.JoinColumns(), start.OwnParty);
+        return releasesRows ? keys.Concat(JoinedSchema.OwnColumnsNamed(start.Own, start.Policy.ReleasedColumns)) : keys;
+    }
+
     public static JoinSetup Create(AppInput input)
     {
         var keys = input.Policy.JoinColumns();

@@ -42,10 +42,8 @@ internal static class SecureMatch
     /// <summary>The own table read as <see cref="Run"/> reads it (key columns; for rows also the released own columns, in order), started early.</summary>
     public static IDisposable Begin(AppStart start)
     {
-        var keys = JoinKeys.Resolve(start.Own, start.Policy.JoinColumns(), start.OwnParty);
-        return ReleasesRows(start.Policy)
-            ? EngineTables.Begin(start.Own, keys.Concat(JoinedSchema.OwnColumnsNamed(start.Own, start.Policy.ReleasedColumns)), ordered: true)
-            : EngineTables.Begin(start.Own, keys, ordered: false);
+        var rows = ReleasesRows(start.Policy);
+        return EngineTables.Begin(start.Own, JoinSetup.OwnColumns(start, rows), ordered: rows);
     }
 
     private static bool ReleasesRows(OutputPolicy policy) => policy.Result == ResultKind.JoinedRows;

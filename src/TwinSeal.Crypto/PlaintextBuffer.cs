@@ -68,7 +68,8 @@ public sealed unsafe class PlaintextBuffer : MemoryManager<byte>, IBufferWriter<
     protected override void Dispose(bool disposing)
     {
         if (_pointer is null) return;
-        CryptographicOperations.ZeroMemory(new Span<byte>(_pointer, Math.Max(_length, _lent)));
+        // Everything written was lent first, so this covers it and whatever was lent but never committed.
+        CryptographicOperations.ZeroMemory(new Span<byte>(_pointer, _lent));
         NativeMemory.Free(_pointer);
         _pointer = null;
         _length = 0;

@@ -22,16 +22,10 @@ internal static class EngineTables
     /// <paramref name="releasePeer"/>, for an app that reads the other party's cells only through the engine from then
     /// on, the decrypted table is released once read (<see cref="AppInput.ReleasePeer"/>).
     /// </summary>
-    public static IsolatedDatabase Open(AppInput input, bool releasePeer)
-    {
-        var database = (input.Begun as OwnTableRead)?.Take(AllColumns(input.Own), ordered: true) is { } begun
-            ? begun.Finish([new(Peer, input.Peer)])
-            : IsolatedDatabase.Open([new(Own, input.Own), new(Peer, input.Peer)]);
-        return Released(database, input, releasePeer);
-    }
+    public static IsolatedDatabase Open(AppInput input, bool releasePeer) => Released(Read(input, own: null, peer: null, ordered: true), input, releasePeer);
 
     /// <summary>For a computation that reads every column of both tables, begun before the other party's dataset arrived: the own table, every column, in order.</summary>
-    public static OwnTableRead Begin(Table own) => OwnTableRead.Start(own, AllColumns(own), ordered: true);
+    public static OwnTableRead Begin(Table own) => Begin(own, AllColumns(own), ordered: true);
 
     private static HashSet<int> AllColumns(Table table) => [.. Enumerable.Range(0, table.Columns.Count)];
 
@@ -45,11 +39,14 @@ internal static class EngineTables
         var own = new HashSet<int>(join.OwnKeys.Concat(ownColumns ?? []));
         var peer = new HashSet<int>(join.PeerKeys);
         foreach (var c in released?.Columns ?? []) (c.FromPeer ? peer : own).Add(c.Index);
-        var database = (input.Begun as OwnTableRead)?.Take(own, ordered) is { } begun
+        return Released(Read(input, own, peer, ordered), input, releasePeer);
+    }
+
+    // Both tables, the own one from the early read when it fits (columns null: all of them).
+    private static IsolatedDatabase Read(AppInput input, IReadOnlySet<int>? own, IReadOnlySet<int>? peer, bool ordered)
+        => (input.Begun as OwnTableRead)?.Take(own ?? AllColumns(input.Own), ordered) is { } begun
             ? begun.Finish([new(Peer, input.Peer, peer)])
             : IsolatedDatabase.Open([new(Own, input.Own, own), new(Peer, input.Peer, peer)], ordered);
-        return Released(database, input, releasePeer);
-    }
 
     /// <summary>
     /// For a join computation begun before the other party's dataset arrived (<see cref="Protocol.Apps.IEnclaveApp.Begin"/>):
