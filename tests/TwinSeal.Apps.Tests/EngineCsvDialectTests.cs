@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Text;
 using TwinSeal.Apps.Engine;
+using TwinSeal.Crypto;
 using TwinSeal.Enclave;
 using TwinSeal.Protocol;
 using TwinSeal.Protocol.Apps;
@@ -39,6 +41,33 @@ public sealed class EngineCsvDialectTests
         using var db = IsolatedDatabase.Open([new("t", table)], memoryLimitBytes: 256L << 20, threads: 1);
 
         Assert.Equal(table.Rows, Cells(db, "t", table.Columns.Count));
+    }
+
+    [Theory]
+    [InlineData("id,name\r\n1,Ada\r\n2,\"Bo, \"\"B\"\"\"\r\n", "CRLF line ends, quoted cell with comma and quotes")]
+    [InlineData("id,name\n1,Ada\n2,Bo", "no newline after the last row")]
+    [InlineData("\"id\",\"name\"\n1,\"multi\nline\"\n", "quoted header, cell spanning lines")]
+    [InlineData("\"i\r\nd\",name\n1,x\n", "a quoted CR LF in the header of an LF file")]
+    [InlineData("id,name\n", "no rows")]
+    public void The_other_partys_table_is_read_where_it_was_decrypted_after_its_manifest_cell_for_cell(string csv, string why)
+    {
+        // What comes before the table in the decrypted dataset (its length and manifest) may hold any byte: line ends,
+        // quotes and commas here, which the engine must not take for rows.
+        var before = "\n\"\r,\n{\"manifest\":\"x\"}\r\n\""u8.ToArray();
+        var checkedTable = TableCsv.Parse(Encoding.UTF8.GetBytes(csv), why);
+        using var decrypted = PlaintextBuffer.Allocate(before.Length + checkedTable.Csv.Length);
+        ((IBufferWriter<byte>)decrypted).Write(before);
+        ((IBufferWriter<byte>)decrypted).Write(checkedTable.Csv.Span);
+        var peer = Table.FromCsv(checkedTable.Columns, checkedTable.RowCount, decrypted.Written[before.Length..]);
+
+        using (var file = MemoryFile.Of(peer.Csv))
+        {
+            Assert.Equal(decrypted.AsFile(), file.Path);
+            Assert.Equal(1, file.LinesBefore);
+        }
+        using var db = IsolatedDatabase.Open([new("t", peer)], memoryLimitBytes: 256L << 20, threads: 1);
+
+        Assert.Equal(checkedTable.Rows, Cells(db, "t", checkedTable.Columns.Count));
     }
 
     [Fact]

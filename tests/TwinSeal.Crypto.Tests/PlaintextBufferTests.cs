@@ -42,6 +42,24 @@ public sealed class PlaintextBufferTests
     }
 
     [Fact]
+    public void As_a_file_it_holds_exactly_what_was_written_and_takes_no_more()
+    {
+        using var buffer = PlaintextBuffer.Allocate(64);
+        IBufferWriter<byte> writer = buffer;
+        writer.Write("id,name\n1,a\n"u8);
+        // Lent but never committed, as a segment that failed to open leaves it.
+        "uncommitted"u8.CopyTo(writer.GetSpan(16));
+
+        var path = buffer.AsFile();
+
+        Assert.NotNull(path);
+        Assert.Equal("id,name\n1,a\n"u8.ToArray(), File.ReadAllBytes(path));
+        Assert.Equal(path, buffer.AsFile());
+        Assert.Equal(12, buffer.Memory.Length);
+        Assert.Throws<InvalidOperationException>(() => writer.GetSpan(1));
+    }
+
+    [Fact]
     public void Once_wiped_its_bytes_can_no_longer_be_read_or_pinned()
     {
         var buffer = PlaintextBuffer.Allocate(8);

@@ -120,13 +120,13 @@ internal sealed class IsolatedDatabase : IDisposable
     private void Read(EngineTable engineTable)
     {
         var (name, table, kept) = engineTable;
-        using var file = MemoryFile.Create(name, table.Csv.Span);
+        using var file = MemoryFile.Of(table.Csv);
         var columns = string.Join(", ", Enumerable.Range(0, table.Columns.Count).Select(i => $"'{EngineTables.Column(i)}': 'VARCHAR'"));
         try
         {
             var select = kept is null ? "*" : kept.Count == 0 ? "NULL AS none" : string.Join(", ", kept.Order().Distinct().Select(EngineTables.Column));
             Execute($"CREATE TABLE {name} AS SELECT {select} FROM read_csv('{file.Path}', header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-                + $"columns = {{{columns}}}, strict_mode = true, null_padding = false, allow_quoted_nulls = false{NewLineOption(table.Csv.Span)})");
+                + $"columns = {{{columns}}}, strict_mode = true, null_padding = false, allow_quoted_nulls = false, skip = {file.LinesBefore}{(file.LinesEndInLfAlone ? ", new_line = '\\n'" : "")})");
         }
         catch (DuckDBException e)
         {
@@ -138,28 +138,6 @@ internal sealed class IsolatedDatabase : IDisposable
         if (rows != table.RowCount)
             throw new ProtocolException("engine-input-rejected", $"The analytical engine read {rows} rows of the {Describe(name)} table, which has {table.RowCount}; the table is refused rather than computed on differently.");
         InputBytes += table.Csv.Length;
-    }
-
-    // DuckDB's reader needs to be told a file ends its rows with LF alone (else a quoted CR LF in the header misleads it);
-    // for CR LF its default is right. The first line end outside quotes decides, as it does for the isolated area's check.
-    // A file that mixes both reads as a different number of rows, which Read refuses.
-    private static string NewLineOption(ReadOnlySpan<byte> csv)
-    {
-        var quoted = false;
-        for (var i = 0; i < csv.Length; i++)
-        {
-            switch (csv[i])
-            {
-                case (byte)'"':
-                    quoted = !quoted;
-                    break;
-                case (byte)'\n' when !quoted:
-                    return ", new_line = '\\n'";
-                case (byte)'\r' when !quoted:
-                    return "";
-            }
-        }
-        return "";
     }
 
     private static string Describe(string name) => name == EngineTables.Peer ? "other party's" : name == EngineTables.Own ? "own" : $"'{name}'";

@@ -1,65 +1,98 @@
-using System.Globalization;
+using System.Buffers;
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
+using TwinSeal.Crypto;
 
 namespace TwinSeal.Apps.Engine;
 
 /// <summary>
-/// A file that lives only in this process's memory (Linux <c>memfd_create</c>), through which the engine's own CSV
-/// reader gets a table: it has no name in any directory, no byte of it reaches a disk, and it is gone when disposed.
-/// Its <see cref="Path"/> (<c>/proc/self/fd/N</c>) is readable only from inside this process.
+/// A table's CSV as a file that lives only in this process's memory (<see cref="PlaintextBuffer.AsFile"/>), through
+/// which the engine's own CSV reader gets it: it has no name in any directory, no byte of it reaches a disk, and it is
+/// gone when disposed. The other party's decrypted table is read where it lies, at the end of the buffer it was
+/// decrypted into; any other table is copied into a buffer of its own, wiped on dispose.
 /// </summary>
 internal sealed class MemoryFile : IDisposable
 {
-    private readonly SafeFileHandle _handle;
+    private readonly PlaintextBuffer? _copy;
 
-    private MemoryFile(SafeFileHandle handle, int fd)
+    private MemoryFile(string path, int linesBefore, bool linesEndInLfAlone, PlaintextBuffer? copy)
     {
-        _handle = handle;
-        Path = "/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture);
+        Path = path;
+        LinesBefore = linesBefore;
+        LinesEndInLfAlone = linesEndInLfAlone;
+        _copy = copy;
     }
 
-    /// <summary>The file's path for this process.</summary>
+    /// <summary>The file's path for this process (<c>/proc/self/fd/N</c>).</summary>
     public string Path { get; }
 
-    /// <summary>A memory-only file holding <paramref name="bytes"/>; <paramref name="name"/> only labels it in /proc.</summary>
-    public static MemoryFile Create(string name, ReadOnlySpan<byte> bytes)
+    /// <summary>How many lines come before the CSV's header (the reader skips them): 0, or 1 for a table read in place.</summary>
+    public int LinesBefore { get; }
+
+    /// <summary>
+    /// Whether the CSV ends its rows with LF alone, which DuckDB's reader needs to be told (else a quoted CR LF in the
+    /// header misleads it); for CR LF its default is right. The first line end outside quotes decides, as it does for
+    /// the isolated area's check; a file that mixes both reads as a different number of rows, which the engine refuses.
+    /// </summary>
+    public bool LinesEndInLfAlone { get; }
+
+    /// <summary>A memory-only file holding <paramref name="csv"/>, after <see cref="LinesBefore"/> lines.</summary>
+    public static MemoryFile Of(ReadOnlyMemory<byte> csv)
     {
-        if (!OperatingSystem.IsLinux())
-            throw new PlatformNotSupportedException("The isolated area's engine reads tables through memory-only files, which need Linux (memfd_create).");
-        var fd = MemfdCreate("twinseal-" + name, CloseOnExec);
-        if (fd < 0) throw new IOException($"memfd_create failed (errno {Marshal.GetLastPInvokeError()}).");
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        var lfAlone = EndsLinesInLfAlone(csv.Span);
+        // Any line before the table must end as its rows do: DuckDB's reader miscounts the rows after one that does not.
+        var lineEnd = lfAlone ? "\n"u8 : "\r\n"u8;
+        // The other party's table ends its decrypted buffer, after the dataset's manifest, which was read and checked
+        // before: those bytes become one blank line, and the buffer is the file.
+        if (MemoryMarshal.TryGetMemoryManager(csv, out PlaintextBuffer? buffer, out var start, out var length)
+            && start + length == buffer.Length && (start == 0 || start >= lineEnd.Length))
+        {
+            if (buffer.AsFile() is { } path)
+            {
+                if (start == 0) return new MemoryFile(path, 0, lfAlone, null);
+                var before = buffer.GetSpan()[..start];
+                before[..^lineEnd.Length].Fill((byte)' ');
+                lineEnd.CopyTo(before[^lineEnd.Length..]);
+                return new MemoryFile(path, 1, lfAlone, null);
+            }
+        }
+        var copy = PlaintextBuffer.Allocate(csv.Length);
         try
         {
-            RandomAccess.Write(handle, bytes, 0);
-            return new MemoryFile(handle, fd);
+            if (!csv.IsEmpty)
+            {
+                IBufferWriter<byte> writer = copy;
+                csv.Span.CopyTo(writer.GetSpan(csv.Length));
+                writer.Advance(csv.Length);
+            }
+            var path = copy.AsFile() ?? throw new PlatformNotSupportedException("The isolated area's engine reads tables through memory-only files, which need Linux (memfd_create).");
+            return new MemoryFile(path, 0, lfAlone, copy);
         }
         catch
         {
-            handle.Dispose();
+            copy.Wipe();
             throw;
         }
     }
 
     /// <inheritdoc />
-    public void Dispose()
+    public void Dispose() => _copy?.Wipe();
+
+    private static bool EndsLinesInLfAlone(ReadOnlySpan<byte> csv)
     {
-        // Truncated first, so the pages are freed even if something else still holds the descriptor.
-        try
+        var quoted = false;
+        for (var i = 0; i < csv.Length; i++)
         {
-            RandomAccess.SetLength(_handle, 0);
+            switch (csv[i])
+            {
+                case (byte)'"':
+                    quoted = !quoted;
+                    break;
+                case (byte)'\n' when !quoted:
+                    return true;
+                case (byte)'\r' when !quoted:
+                    return false;
+            }
         }
-        finally
-        {
-            _handle.Dispose();
-        }
+        return false;
     }
-
-    private const uint CloseOnExec = 1; // MFD_CLOEXEC
-
-    [DllImport("libc", EntryPoint = "memfd_create", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
-#pragma warning disable CA5392, SYSLIB1054 // libc only; a source-generated import would need unsafe code in this project.
-    private static extern int MemfdCreate(string name, uint flags);
-#pragma warning restore CA5392, SYSLIB1054
 }
