@@ -137,37 +137,24 @@ public static class VerificationUnit
         // The table stays in the plaintext buffer: no copy, and no cell becomes a string (the engine reads the CSV itself).
         var csv = plaintext[(4 + (int)manifestLength)..];
         if (csv.Length != manifest.CsvBytes) throw Reject($"the manifest announces {manifest.CsvBytes} bytes, the data has {csv.Length}");
-        if (TableCsv.Sha256(csv.Span) != manifest.Sha256) throw Reject("the SHA-256 of the data differs from the manifest's");
-        var (columns, rows) = OnThreadOfItsOwn(() => Shape(csv, Reject));
+        // The shape is read while the digest is taken, on two cores; joined before anything is thrown, as the caller
+        // wipes the buffer the check reads once this returns.
+        var shape = ThreadOfItsOwn<(string[] Columns, long Rows)>.Start(() => Shape(csv, Reject));
+        string digest;
+        try
+        {
+            digest = TableCsv.Sha256(csv.Span);
+        }
+        finally
+        {
+            shape.Join();
+        }
+        if (digest != manifest.Sha256) throw Reject("the SHA-256 of the data differs from the manifest's");
+        var (columns, rows) = shape.Result;
         if (!columns.SequenceEqual(manifest.Schema, StringComparer.Ordinal)) throw Reject("the schema differs from the manifest's");
         if (rows != manifest.RowCount) throw Reject($"the manifest announces {manifest.RowCount} rows, the data has {rows}");
         var table = Protocol.Apps.Table.FromCsv(columns, rows, csv);
         return (manifest, table);
-    }
-
-    // Sep borrows its character buffer from ArrayPool<char>.Shared and hands it back uncleared, holding the last rows it
-    // decoded of the other party's table. Handed back on a thread of its own, the buffer goes to that thread's cache of
-    // the pool and is dropped with the thread, instead of waiting in the pool for the next borrower of its size.
-    private static T OnThreadOfItsOwn<T>(Func<T> read)
-    {
-        T result = default!;
-        ExceptionDispatchInfo? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                result = read();
-            }
-            catch (Exception e)
-            {
-                failure = ExceptionDispatchInfo.Capture(e);
-            }
-        })
-        { IsBackground = true, Name = "shape check" };
-        thread.Start();
-        thread.Join();
-        failure?.Throw();
-        return result;
     }
 
     // The header and the number of rows, each row checked to have the header's width; the digest already matched, so
@@ -190,6 +177,57 @@ public static class VerificationUnit
         catch (InvalidDataException e)
         {
             throw reject(e.Message);
+        }
+    }
+}
+
+/// <summary>
+/// Work on a thread of its own. The shape check runs so because Sep borrows its character buffer from
+/// <c>ArrayPool&lt;char&gt;.Shared</c> and hands it back uncleared, holding the last rows it decoded of the other party's
+/// table: handed back on a thread of its own, the buffer goes to that thread's cache of the pool and is dropped with the
+/// thread, instead of waiting in the pool for the next borrower of its size.
+/// </summary>
+internal sealed class ThreadOfItsOwn<T>
+{
+    private readonly Thread _thread;
+    private T _result = default!;
+    private ExceptionDispatchInfo? _failure;
+
+    private ThreadOfItsOwn(Func<T> work)
+    {
+        _thread = new Thread(() =>
+        {
+            try
+            {
+                _result = work();
+            }
+            catch (Exception e)
+            {
+                _failure = ExceptionDispatchInfo.Capture(e);
+            }
+        })
+        { IsBackground = true, Name = "shape check" };
+    }
+
+    /// <summary>Starts <paramref name="work"/>.</summary>
+    public static ThreadOfItsOwn<T> Start(Func<T> work)
+    {
+        var started = new ThreadOfItsOwn<T>(work);
+        started._thread.Start();
+        return started;
+    }
+
+    /// <summary>Waits until the work is over, however it ended.</summary>
+    public void Join() => _thread.Join();
+
+    /// <summary>What the work returned, once joined; what it threw is thrown here.</summary>
+    public T Result
+    {
+        get
+        {
+            Join();
+            _failure?.Throw();
+            return _result;
         }
     }
 }
