@@ -72,13 +72,29 @@ internal sealed class DatasetInbox
             {
                 await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                 {
-                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), _writeStream(file), hash);
-                    if (order is null)
-                        await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
-                    else
-                        outcome = await _computeOnArrival(order, id, upload, length).ConfigureAwait(false);
-                    // A full disk can also show here, when buffered or delayed-allocation blocks are written out.
-                    file.Flush(flushToDisk: true);
+                    var copy = _writeStream(file);
+                    // A full disk can also show here, when buffered or delayed-allocation blocks are written out. Made
+                    // durable as soon as the last byte is in, while the isolated area still verifies and computes.
+                    Task? durable = null;
+                    void MakeDurable()
+                    {
+                        copy.Flush();
+                        file.Flush(flushToDisk: true);
+                    }
+                    var upload = new TeeReadStream(new ConcatReadStream(prefix, body), copy, hash, () => durable = Task.Run(MakeDurable));
+                    try
+                    {
+                        if (order is null)
+                            await upload.CopyToAsync(Stream.Null).ConfigureAwait(false);
+                        else
+                            outcome = await _computeOnArrival(order, id, upload, length).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        // Never left running on a file about to be closed or deleted.
+                        if (durable is not null) await durable.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    }
+                    await (durable ?? Task.Run(MakeDurable)).ConfigureAwait(false);
                 }
                 // Who sent it, recorded before the dataset appears, so an inbox dataset always has its sender beside it.
                 await DurableFile.WriteAsync(path + ".from", System.Text.Encoding.UTF8.GetBytes(sender.PartyId)).ConfigureAwait(false);

@@ -2,9 +2,14 @@ using System.Security.Cryptography;
 
 namespace TwinSeal.Party;
 
-/// <summary>Reads from a stream and, as bytes pass, writes them to a copy and adds them to a hash (the inbox file and the signed-hash check).</summary>
-internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash hash) : ReadOnlyForwardStream
+/// <summary>
+/// Reads from a stream and, as bytes pass, writes them to a copy and adds them to a hash (the inbox file and the
+/// signed-hash check); <paramref name="copied"/> runs once, when the end is read and the copy holds every byte.
+/// </summary>
+internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash hash, Action? copied = null) : ReadOnlyForwardStream
 {
+    private Action? _copied = copied;
+
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -12,6 +17,10 @@ internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash h
         {
             hash.AppendData(buffer.Span[..n]);
             await copy.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
+        }
+        else if (buffer.Length > 0)
+        {
+            Interlocked.Exchange(ref _copied, null)?.Invoke();
         }
         return n;
     }
