@@ -40,7 +40,7 @@ public sealed unsafe partial class PlaintextBuffer : MemoryManager<byte>, IBuffe
             _pointer = (byte*)NativeMemory.Alloc(_mapped);
             return;
         }
-        var fd = MemfdCreate("twinseal-plaintext", CloseOnExec);
+        var fd = MemfdCreate(MemoryFileName, CloseOnExec);
         if (fd < 0) throw new IOException($"memfd_create failed (errno {Marshal.GetLastPInvokeError()}).");
         _file = new SafeFileHandle(fd, ownsHandle: true);
         try
@@ -171,6 +171,12 @@ public sealed unsafe partial class PlaintextBuffer : MemoryManager<byte>, IBuffe
             throw new InvalidOperationException($"Advancing by {count} bytes goes past the {_lent - _length} bytes lent.");
         _length += count;
     }
+
+    /// <summary>
+    /// The name of the memory-only files under these buffers, as the process's memory map shows them
+    /// (<c>/memfd:NAME (deleted)</c>): data the isolated area maps itself, never executable.
+    /// </summary>
+    public const string MemoryFileName = "twinseal-plaintext";
 
     private const uint CloseOnExec = 1; // MFD_CLOEXEC
     private const int ProtRead = 1, ProtWrite = 2, MapShared = 1;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using TwinSeal.Attestation.Sim;
 using TwinSeal.Crypto;
@@ -81,9 +82,12 @@ public sealed class EnclaveRuntime : IDisposable
                     }
                     continue;
                 }
-                (reply, body) = command is ComputeOnDataset compute
-                    ? await ComputeAsync(compute, incoming).ConfigureAwait(false)
-                    : await HandleAsync(command, await ReadAllAsync(incoming, ct).ConfigureAwait(false)).ConfigureAwait(false);
+                (reply, body) = command switch
+                {
+                    ComputeOnDataset compute => await ComputeAsync(compute, incoming).ConfigureAwait(false),
+                    LoadTable { Format: TableFormat.Csv } load => (load.Answer(await LoadCsvAsync(load, incoming, ct).ConfigureAwait(false)), default),
+                    _ => await HandleAsync(command, await ReadAllAsync(incoming, ct).ConfigureAwait(false)).ConfigureAwait(false),
+                };
             }
             catch (ProtocolException e)
             {
@@ -111,9 +115,36 @@ public sealed class EnclaveRuntime : IDisposable
         return _encryption.PrepareEncryption(enc.Key, manifest, table.Csv);
     }
 
+    // A CSV file is read into a memory-only file and, when kept byte for byte, stored there: the engine reads it where it
+    // lies (MemoryFile), instead of a copy of it for every computation.
+    private async Task<LoadTableResult> LoadCsvAsync(LoadTable load, BoundedReadStream body, CancellationToken ct)
+    {
+        var length = FileLength(body);
+        var file = PlaintextBuffer.Allocate(length);
+        try
+        {
+            if (length > 0)
+            {
+                IBufferWriter<byte> writer = file;
+                await body.ReadExactlyAsync(writer.GetMemory(length)[..length], ct).ConfigureAwait(false);
+                writer.Advance(length);
+            }
+        }
+        catch
+        {
+            file.Wipe();
+            throw;
+        }
+        return await TableLoader.LoadAsync(_storage, load, file.Written, file, ct).ConfigureAwait(false);
+    }
+
+    private static int FileLength(BoundedReadStream body) => body.Length <= Array.MaxLength
+        ? (int)body.Length
+        : throw new ProtocolException("table-too-large", $"The file is {body.Length} bytes; the isolated area holds a table of at most {Array.MaxLength} bytes.");
+
     private static async Task<byte[]> ReadAllAsync(BoundedReadStream body, CancellationToken ct)
     {
-        var bytes = body.Length == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)body.Length);
+        var bytes = body.Length == 0 ? [] : GC.AllocateUninitializedArray<byte>(FileLength(body));
         await body.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
         return bytes;
     }

@@ -27,11 +27,38 @@ public static class TableLoader
     /// <c>bad-table-name</c>, <c>bad-schema</c> (the expected schema itself is unusable), <c>schema-mismatch</c>,
     /// <c>bad-csv</c> or <c>bad-parquet</c> (malformed file or bad row).
     /// </exception>
-    public static async Task<LoadTableResult> LoadAsync(TableStorage storage, LoadTable command, byte[] body, CancellationToken ct = default)
+    public static Task<LoadTableResult> LoadAsync(TableStorage storage, LoadTable command, byte[] body, CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(storage);
-        ArgumentNullException.ThrowIfNull(command);
         ArgumentNullException.ThrowIfNull(body);
+        return LoadAsync(storage, command, body, null, ct);
+    }
+
+    /// <summary>
+    /// <see cref="LoadAsync(TableStorage, LoadTable, byte[], CancellationToken)"/> of a file in memory that
+    /// <paramref name="holding"/> holds: a CSV kept byte for byte is stored where it lies, and the storage keeps
+    /// <paramref name="holding"/> as long as it keeps the table; in every other case (rows written anew, Parquet, a
+    /// refusal) it is disposed before this returns.
+    /// </summary>
+    public static async Task<LoadTableResult> LoadAsync(TableStorage storage, LoadTable command, ReadOnlyMemory<byte> body, IDisposable? holding, CancellationToken ct = default)
+    {
+        var stored = false;
+        try
+        {
+            ArgumentNullException.ThrowIfNull(storage);
+            var (result, table) = await CheckAsync(command, body, ct).ConfigureAwait(false);
+            stored = table.Csv.Equals(body);
+            storage.Keep(command.Table, table, result.Sha256, stored ? holding : null);
+            return result;
+        }
+        finally
+        {
+            if (!stored) holding?.Dispose();
+        }
+    }
+
+    private static async Task<(LoadTableResult, Protocol.Apps.Table)> CheckAsync(LoadTable command, ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(command);
         var name = command.Table;
         // Checked before the file is read.
         TableStorage.ValidateName(name);
@@ -43,7 +70,7 @@ public static class TableLoader
         {
             case TableFormat.Csv:
                 {
-                    if (TableParquet.LooksLikeParquet(body))
+                    if (TableParquet.LooksLikeParquet(body.Span))
                         throw new ProtocolException("bad-csv", $"{what}: this is a Parquet file; load it with the format 'parquet'.");
                     table = CheckCsv(body, what, schema, log);
                     break;
@@ -57,14 +84,14 @@ public static class TableLoader
             default:
                 throw new ProtocolException("unsupported-format", $"{what}: the format must be csv or parquet.");
         }
-        var loaded = storage.Store(name, table);
-        return loaded with
+        var loaded = TableStorage.Describe(name, table);
+        return (loaded with
         {
             Format = command.Format,
             SkippedRows = log.Count,
             Skipped = log.Count == 0 ? null : log.First,
-            SourceSha256 = command.Format == TableFormat.Csv && log.Count == 0 ? loaded.Sha256 : TableCsv.Sha256(body),
-        };
+            SourceSha256 = command.Format == TableFormat.Csv && log.Count == 0 ? loaded.Sha256 : TableCsv.Sha256(body.Span),
+        }, table);
     }
 
     /// <summary>How messages name the loaded file: <c>file 'x.csv' (table 't')</c>, or <c>table 't'</c> without a file name.</summary>
@@ -137,19 +164,19 @@ public static class TableLoader
     }
 
     /// <summary>Checks CSV with no expected schema, refusing it at its first bad row; the table keeps the bytes as they are.</summary>
-    internal static Table ParseCsv(byte[] csv, string what) => CheckCsv(csv, what, null, new BadRowLog(what, "bad-csv", skip: false));
+    internal static Table ParseCsv(ReadOnlyMemory<byte> csv, string what) => CheckCsv(csv, what, null, new BadRowLog(what, "bad-csv", skip: false));
 
     /// <summary>
     /// Checks CSV (the only CSV check of the isolated area): header, schema, column counts, cell types and required cells,
     /// without making a string of any cell. A file with no bad row is kept byte for byte; when bad rows are skipped, the
     /// rows kept are written anew in <see cref="CsvDialect"/>.
     /// </summary>
-    private static Table CheckCsv(byte[] csv, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log)
+    private static Table CheckCsv(ReadOnlyMemory<byte> csv, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log)
     {
         if (csv.Length == 0) throw new ProtocolException("bad-csv", $"{what}: the CSV is empty (a header row is required).");
         // A text file holds no NUL byte. Refusing one also refuses an upload that broke off: its host fills the
         // announced length with zeros (EnclaveProcess), and that must never be stored as the participant's table.
-        if (csv.AsSpan().IndexOf((byte)0) is var nul and >= 0)
+        if (csv.Span.IndexOf((byte)0) is var nul and >= 0)
             throw new ProtocolException("bad-csv", $"{what}: byte {nul} is a NUL byte, which no text CSV holds (a binary file, or an upload that broke off).");
         var columns = Header(csv, what);
         CheckColumnNames(columns, what, "bad-csv", "the header row");
@@ -162,7 +189,7 @@ public static class TableLoader
         return Table.FromCsv(columns, kept.Count, CsvDialect.Write(columns, kept));
     }
 
-    private static string[] Header(byte[] csv, string what)
+    private static string[] Header(ReadOnlyMemory<byte> csv, string what)
     {
         try
         {
@@ -177,7 +204,7 @@ public static class TableLoader
     }
 
     /// <summary>One pass over the data rows; returns how many are good. With <paramref name="kept"/>, the good rows are added to it as strings.</summary>
-    private static long Walk(byte[] csv, string what, string[] columns, IReadOnlyList<ColumnSpec>? schema, BadRowLog log, List<string[]>? kept)
+    private static long Walk(ReadOnlyMemory<byte> csv, string what, string[] columns, IReadOnlyList<ColumnSpec>? schema, BadRowLog log, List<string[]>? kept)
     {
         try
         {

@@ -34,17 +34,23 @@ public static class TableParquet
     /// <summary>Whether the bytes start and end with the Parquet magic <c>PAR1</c>.</summary>
     public static bool LooksLikeParquet(ReadOnlySpan<byte> bytes) => bytes.Length >= 12 && bytes[..4].SequenceEqual("PAR1"u8) && bytes[^4..].SequenceEqual("PAR1"u8);
 
+    // The reader seeks (the footer first); a file is loaded into an array, so this copies nothing in practice.
+    private static MemoryStream SeekableStream(ReadOnlyMemory<byte> file)
+        => System.Runtime.InteropServices.MemoryMarshal.TryGetArray(file, out var array)
+            ? new MemoryStream(array.Array!, array.Offset, array.Count, writable: false)
+            : new MemoryStream(file.ToArray(), writable: false);
+
     /// <summary>
     /// Reads a Parquet file into a table, checking it against <paramref name="schema"/> (names in order, and types when
     /// given) and each row against its required columns; bad rows go to <paramref name="log"/> (which refuses or skips them).
     /// </summary>
-    internal static async Task<Table> ReadAsync(byte[] parquet, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log, CancellationToken ct)
+    internal static async Task<Table> ReadAsync(ReadOnlyMemory<byte> parquet, string what, IReadOnlyList<ColumnSpec>? schema, BadRowLog log, CancellationToken ct)
     {
-        if (!LooksLikeParquet(parquet)) throw new ProtocolException("bad-parquet", $"{what}: this is not a Parquet file (it does not start and end with PAR1).");
+        if (!LooksLikeParquet(parquet.Span)) throw new ProtocolException("bad-parquet", $"{what}: this is not a Parquet file (it does not start and end with PAR1).");
         ParquetReader reader;
         try
         {
-            reader = await ParquetReader.CreateAsync(new MemoryStream(parquet, writable: false), new ParquetOptions { UseDateOnlyTypeForDates = true }, leaveStreamOpen: false, ct).ConfigureAwait(false);
+            reader = await ParquetReader.CreateAsync(SeekableStream(parquet), new ParquetOptions { UseDateOnlyTypeForDates = true }, leaveStreamOpen: false, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (IsReadFailure(e))
         {

@@ -19,6 +19,7 @@ public sealed class ProcessIntegrityTests
         Line("/memfd:doublemapper (deleted)", "12", "rw-s", "00:01"),
         Line("/memfd:doublemapper (deleted)", "12", "r-xs", "00:01"),
         Line("/dev/zero (deleted)", "164", "rw-s", "00:01"),
+        Line("/memfd:twinseal-plaintext (deleted)", "2051", "rw-s", "00:01"),
         "7ffd97ee6000-7ffd97f07000 rw-p 00000000 00:00 0                          [stack]",
         "564598878000-5645988b0000 ---p 00000000 00:00 0 ",
     ];
@@ -227,7 +228,9 @@ public sealed class ProcessIntegrityTests
     [Theory]
     [InlineData("/dev/zero (deleted)", "rw-s", "fe:00")]
     [InlineData("/dev/zero", "r-xp", "00:01")]
-    public void A_file_mapped_under_the_name_dev_zero_that_is_not_anonymous_memory_is_a_finding(string path, string perms, string device)
+    [InlineData("/memfd:twinseal-plaintext (deleted)", "r-xs", "00:01")]
+    [InlineData("/memfd:twinseal-plaintext (deleted)", "rw-s", "fe:00")]
+    public void A_file_mapped_under_the_name_of_data_memory_that_is_code_or_not_memory_is_a_finding(string path, string perms, string device)
     {
         Assert.Single(ProcessIntegrity.MappedFiles([.. CleanProcess, Line(path, "7", perms, device)], Exe));
     }

@@ -27,8 +27,14 @@ public static class ProcessIntegrity
     // The runtime's W^X double mapping: one memory file it creates itself. A second one under that name is someone else's.
     private static readonly string[] DoubleMapper = ["/memfd:doublemapper", "/memfd:doublemapper (deleted)"];
 
-    // Anonymous shared memory: shmem (device 00:01), never executable. A file bind-mounted over /dev/zero is neither.
-    private static readonly string[] AnonymousShared = ["/dev/zero", "/dev/zero (deleted)"];
+    // Shared memory the process maps as data: anonymous (/dev/zero) and the plaintext buffers' memory-only files. Shmem
+    // (device 00:01), never executable; a file bind-mounted over /dev/zero is neither, and an executable mapping under
+    // the buffers' name is code, which is reported like any other.
+    private static readonly string[] AnonymousShared =
+    [
+        "/dev/zero", "/dev/zero (deleted)",
+        "/memfd:" + Crypto.PlaintextBuffer.MemoryFileName, "/memfd:" + Crypto.PlaintextBuffer.MemoryFileName + " (deleted)",
+    ];
     private const string SharedMemoryDevice = "00:01";
 
     // Where a bind mount would put other code, or other loader configuration, under a trusted name. (OpenSSL's
