@@ -1,4 +1,6 @@
+using System.Buffers;
 using Parquet.Schema;
+using TwinSeal.Crypto;
 using TwinSeal.Enclave;
 using TwinSeal.Protocol;
 using TwinSeal.Protocol.Apps;
@@ -15,6 +17,44 @@ public sealed class TableLoadTests(SimEnvironment env) : IClassFixture<SimEnviro
 
     private static async Task<ProtocolException> RefusedAsync(LoadTable command, byte[] body)
         => await Assert.ThrowsAsync<ProtocolException>(() => LoadAsync(new TableStorage(), command, body));
+
+    [Fact]
+    public async Task A_csv_kept_as_it_is_stays_in_the_memory_it_was_read_into_until_a_load_replaces_it()
+    {
+        var storage = new TableStorage();
+        var first = InBuffer(PeopleCsv);
+
+        await TableLoader.LoadAsync(storage, new LoadTable("people"), first.Written, first, Ct);
+
+        Assert.True(storage.Get("people").Table.Csv.Equals(first.Written));
+        var second = InBuffer(PeopleCsv);
+        await TableLoader.LoadAsync(storage, new LoadTable("people"), second.Written, second, Ct);
+        Assert.Throws<ObjectDisposedException>(() => first.Written.Span.ToArray());
+        Assert.Equal(PeopleCsv, storage.Get("people").Table.Csv.ToArray());
+        second.Wipe();
+    }
+
+    [Fact]
+    public async Task A_csv_refused_or_written_anew_does_not_keep_the_memory_it_was_read_into()
+    {
+        var storage = new TableStorage();
+        var refused = InBuffer(Tables.Csv("id,name\n1\n"));
+        var rewritten = InBuffer(MessyCsv);
+
+        await Assert.ThrowsAsync<ProtocolException>(() => TableLoader.LoadAsync(storage, new LoadTable("people"), refused.Written, refused, Ct));
+        await TableLoader.LoadAsync(storage, new LoadTable("people", SkipBadRows: true), rewritten.Written, rewritten, Ct);
+
+        Assert.Throws<ObjectDisposedException>(() => refused.Written.Span.ToArray());
+        Assert.Throws<ObjectDisposedException>(() => rewritten.Written.Span.ToArray());
+        Assert.NotEmpty(storage.Get("people").Table.Rows);
+    }
+
+    private static PlaintextBuffer InBuffer(byte[] file)
+    {
+        var buffer = PlaintextBuffer.Allocate(file.Length);
+        ((IBufferWriter<byte>)buffer).Write(file);
+        return buffer;
+    }
 
     private static Task<byte[]> PeopleParquetAsync()
     {
