@@ -18,7 +18,8 @@ namespace TwinSeal.Crypto;
 /// On Linux the memory is a memory-only file (<c>memfd_create</c>) mapped into the process, so that a reader that takes
 /// a path, the engine's CSV reader, reads what was written as a file (<see cref="AsFile"/>) with no copy: copying the
 /// other party's 1M-row table into such a file cost the isolated area ~0.1 s on one thread between verification and
-/// the engine (a write of 43 MB into as many freshly allocated pages).
+/// the engine (a write of 43 MB into as many freshly allocated pages). The isolated area also keeps the participant's
+/// loaded CSV files in such buffers, for the same reason.
 /// </remarks>
 public sealed unsafe partial class PlaintextBuffer : MemoryManager<byte>, IBufferWriter<byte>
 {

@@ -139,7 +139,7 @@ public static class VerificationUnit
         if (csv.Length != manifest.CsvBytes) throw Reject($"the manifest announces {manifest.CsvBytes} bytes, the data has {csv.Length}");
         // The shape is read while the digest is taken, on two cores; joined before anything is thrown, as the caller
         // wipes the buffer the check reads once this returns.
-        var shape = ThreadOfItsOwn<(string[] Columns, long Rows)>.Start(() => Shape(csv, Reject));
+        var shape = ShapeCheckThread<(string[] Columns, long Rows)>.Start(() => Shape(csv, Reject));
         string digest;
         try
         {
@@ -182,18 +182,18 @@ public static class VerificationUnit
 }
 
 /// <summary>
-/// Work on a thread of its own. The shape check runs so because Sep borrows its character buffer from
+/// The shape check's work, on a thread of its own, because Sep borrows its character buffer from
 /// <c>ArrayPool&lt;char&gt;.Shared</c> and hands it back uncleared, holding the last rows it decoded of the other party's
 /// table: handed back on a thread of its own, the buffer goes to that thread's cache of the pool and is dropped with the
 /// thread, instead of waiting in the pool for the next borrower of its size.
 /// </summary>
-internal sealed class ThreadOfItsOwn<T>
+internal sealed class ShapeCheckThread<T>
 {
     private readonly Thread _thread;
     private T _result = default!;
     private ExceptionDispatchInfo? _failure;
 
-    private ThreadOfItsOwn(Func<T> work)
+    private ShapeCheckThread(Func<T> work)
     {
         _thread = new Thread(() =>
         {
@@ -210,9 +210,9 @@ internal sealed class ThreadOfItsOwn<T>
     }
 
     /// <summary>Starts <paramref name="work"/>.</summary>
-    public static ThreadOfItsOwn<T> Start(Func<T> work)
+    public static ShapeCheckThread<T> Start(Func<T> work)
     {
-        var started = new ThreadOfItsOwn<T>(work);
+        var started = new ShapeCheckThread<T>(work);
         started._thread.Start();
         return started;
     }

@@ -7,8 +7,9 @@ namespace TwinSeal.Apps.Engine;
 /// <summary>
 /// A table's CSV as a file that lives only in this process's memory (<see cref="PlaintextBuffer.AsFile"/>), through
 /// which the engine's own CSV reader gets it: it has no name in any directory, no byte of it reaches a disk, and it is
-/// gone when disposed. The other party's decrypted table is read where it lies, at the end of the buffer it was
-/// decrypted into; any other table is copied into a buffer of its own, wiped on dispose.
+/// gone when disposed. A table already in such a buffer is read where it lies: a loaded CSV kept byte for byte (the
+/// whole buffer) and the other party's decrypted table (the end of the buffer it was decrypted into, after the dataset's
+/// manifest). Any other table is copied into a buffer of its own, wiped on dispose.
 /// </summary>
 internal sealed class MemoryFile : IDisposable
 {
