@@ -28,12 +28,19 @@ public sealed class EngineCsvDialectTests
         foreach (var (name, table) in tables) Assert.Equal(table.Rows, Cells(db, name, table.Columns.Count));
     }
 
+    public static TheoryData<string, string> PartyFiles => new()
+    {
+        { "id,name\r\n1,Ada\r\n2,\"Bo, \"\"B\"\"\"\r\n", "CRLF line ends, quoted cell with comma and quotes" },
+        { "id,name\n1,Ada\n2,Bo", "no newline after the last row" },
+        { "\"id\",\"name\"\n1,\"multi\nline\"\n", "quoted header, cell spanning lines" },
+        { "\"i\r\nd\",name\n1,x\n", "a quoted CR LF in the header of an LF file" },
+        { "id,name\n1,\n,x\n", "empty cells" },
+        { "id,name\n 1 , Ada \n", "spaces kept as they are" },
+        { "id,name\n", "no rows" },
+    };
+
     [Theory]
-    [InlineData("id,name\r\n1,Ada\r\n2,\"Bo, \"\"B\"\"\"\r\n", "CRLF line ends, quoted cell with comma and quotes")]
-    [InlineData("id,name\n1,Ada\n2,Bo", "no newline after the last row")]
-    [InlineData("\"id\",\"name\"\n1,\"multi\nline\"\n", "quoted header, cell spanning lines")]
-    [InlineData("id,name\n1,\n,x\n", "empty cells")]
-    [InlineData("id,name\n 1 , Ada \n", "spaces kept as they are")]
+    [MemberData(nameof(PartyFiles))]
     public void A_party_file_checked_by_the_isolated_area_is_read_by_the_engine_cell_for_cell(string csv, string why)
     {
         var table = TableCsv.Parse(Encoding.UTF8.GetBytes(csv), why);
@@ -44,11 +51,7 @@ public sealed class EngineCsvDialectTests
     }
 
     [Theory]
-    [InlineData("id,name\r\n1,Ada\r\n2,\"Bo, \"\"B\"\"\"\r\n", "CRLF line ends, quoted cell with comma and quotes")]
-    [InlineData("id,name\n1,Ada\n2,Bo", "no newline after the last row")]
-    [InlineData("\"id\",\"name\"\n1,\"multi\nline\"\n", "quoted header, cell spanning lines")]
-    [InlineData("\"i\r\nd\",name\n1,x\n", "a quoted CR LF in the header of an LF file")]
-    [InlineData("id,name\n", "no rows")]
+    [MemberData(nameof(PartyFiles))]
     public void The_other_partys_table_is_read_where_it_was_decrypted_after_its_manifest_cell_for_cell(string csv, string why)
     {
         // What comes before the table in the decrypted dataset (its length and manifest) may hold any byte: line ends,
