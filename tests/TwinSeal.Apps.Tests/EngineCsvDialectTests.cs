@@ -37,6 +37,8 @@ public sealed class EngineCsvDialectTests
         { "id,name\n1,\n,x\n", "empty cells" },
         { "id,name\n 1 , Ada \n", "spaces kept as they are" },
         { "id,name\n", "no rows" },
+        { "id,name", "a header alone, with no line end" },
+        { "id,name\r\n1,x", "CR LF, no line end after the last row" },
     };
 
     [Theory]
