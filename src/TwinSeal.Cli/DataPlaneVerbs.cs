@@ -33,7 +33,8 @@ public static class DataPlaneVerbs
         var name = new Option<string?>("--name") { Description = "Table name (default: the file name without its extension)." };
         var format = new Option<string?>("--format") { Description = "csv or parquet (default: from the file's extension, else csv)." };
         format.AcceptOnlyFromAmong("csv", "parquet");
-        var load = new Command("load", "S10–S12: load a file into your isolated area as a table. Loaded tables live in the isolated area's memory: after a host restart, load them again.") { file, party, name, format };
+        var onHost = new Option<bool>("--on-host") { Description = "Have your party host read FILE from its own disk instead of uploading it: FILE must lie in the host's import folder ('twinseal party serve --import-dir'). Faster for large files." };
+        var load = new Command("load", "S10–S12: load a file into your isolated area as a table. Loaded tables live in the isolated area's memory: after a host restart, load them again.") { file, party, name, format, onHost };
         var loadOut = new CliOutput.Options().AddTo(load);
         load.SetAction((pr, ct) =>
         {
@@ -41,7 +42,8 @@ public static class DataPlaneVerbs
             return output.RunAsync(async () =>
             {
                 var path = Path.GetFullPath(pr.GetValue(file)!);
-                if (!File.Exists(path)) throw new ProtocolException("no-file", $"File '{path}' does not exist.");
+                // On the host, the host says whether it finds the file (it may see another disk, or other rights).
+                if (!pr.GetValue(onHost) && !File.Exists(path)) throw new ProtocolException("no-file", $"File '{path}' does not exist.");
                 var fmt = pr.GetValue(format) switch
                 {
                     "parquet" => TableFormat.Parquet,
@@ -50,7 +52,9 @@ public static class DataPlaneVerbs
                 };
                 var table = pr.GetValue(name) ?? Path.GetFileNameWithoutExtension(path);
                 using var c = ControlClient.ForPartyDirectory(pr.GetValue(party)!);
-                var r = await c.LoadTableAsync(table, path, fmt, Path.GetFileName(path), ct);
+                var r = pr.GetValue(onHost)
+                    ? await c.LoadTableFromHostAsync(table, path, fmt, ct)
+                    : await c.LoadTableAsync(table, path, fmt, Path.GetFileName(path), ct);
                 output.Record(r, r.Table, ("table", r.Table), ("rows", N(r.Rows)), ("columns", string.Join(", ", r.Columns)), ("format", r.Format.ToString().ToLowerInvariant()), ("sha256", r.Sha256));
                 return 0;
             });

@@ -229,10 +229,11 @@ public static class Verbs
         concurrent.Validators.Add(r => { if (r.GetValue(concurrent) < 1) r.AddError("--concurrent-uploads must be positive."); });
         var minRate = new Option<long>("--min-upload-rate") { Description = "Slowest rate, in bytes/s, at which an upload may arrive (a peer's dataset over any 10 s the host waits for it, any other body on average after 10 s); a slower one is cut off and stores nothing.", DefaultValueFactory = _ => limits.MinUploadBytesPerSecond };
         minRate.Validators.Add(r => { if (r.GetValue(minRate) < 1) r.AddError("--min-upload-rate must be positive."); });
+        var importDir = new Option<string?>("--import-dir") { Description = "A folder this host may read table files from on its own disk ('twinseal table load FILE --on-host'): faster for large files, nothing uploaded. Only files inside it, links followed, are read. Default: none (tables are uploaded)." };
         var trust = new TrustOptions();
         var hostedAccess = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
-        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, kmsHeadKey, hostKms, kmsData, port, partyListen, partyAdvertise, acceptSim, partyTee, maxUpload, perMinute, concurrent, minRate };
+        var serve = new Command("serve", "Run the party host (and its isolated area as a separate process).") { sdir, device, image, kmsUrl, kmsFp, kmsHeadKey, hostKms, kmsData, port, partyListen, partyAdvertise, acceptSim, partyTee, maxUpload, perMinute, concurrent, minRate, importDir };
         trust.AddTo(serve);
         hostedAccess.AddTo(serve);
         serve.Validators.Add(r =>
@@ -268,6 +269,7 @@ public static class Verbs
                 AdvertiseUrl = pr.GetValue(partyAdvertise),
                 Tee = pr.GetValue(partyTee)!,
                 PeerLimits = new PeerUploadLimits(pr.GetValue(maxUpload), pr.GetValue(perMinute), pr.GetValue(concurrent), pr.GetValue(minRate)),
+                ImportDirectory = pr.GetValue(importDir) is { } imports ? Path.GetFullPath(imports) : null,
             };
             await using var host = await PartyHost.StartAsync(options);
             Console.WriteLine($"TwinSeal party host listening on {host.Endpoint.Url} (certificate SHA-256 {host.Endpoint.Fingerprint}; curl --pinnedpubkey {CurlPin(partyDir)}); KMS {(options.HostedKms is null ? host.KmsEndpoint.Url : "hosted in this device")}; isolated area: {(options.Tee == "sim" ? "SIMULATED TEE" : options.Tee)}.");

@@ -79,9 +79,21 @@ internal static class ControlApi
         {
             // CSV or Parquet, with an optional expected schema and skipBadRows: see TableLoadRequest for the query.
             var load = TableLoadRequest.From(name, req);
-            // Passed to the isolated area as it arrives; a body cut short is refused there (TableLoader) and reported here.
-            var (file, length) = await HttpsLoopbackHost.OpenBodyAsync(req, MaxTableBytes);
-            var loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, file, length)).Reply, load.Source);
+            LoadTableResult loaded;
+            if (TableLoadRequest.HostPath(req) is { } path)
+            {
+                var imports = host().Imports ?? throw KmsException.Conflict("no-import-folder",
+                    "This host reads no file from its own disk: it was started without an import folder ('twinseal party serve --import-dir DIR'). Upload the file instead (twinseal table load without --on-host).");
+                await using var file = imports.Open(path);
+                if (file.Length > MaxTableBytes) throw new KmsException(413, "table-too-large", $"'{path}' is {file.Length} bytes; a table file is at most {MaxTableBytes} bytes.");
+                loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, file, file.Length)).Reply, load.Source);
+            }
+            else
+            {
+                // Passed to the isolated area as it arrives; a body cut short is refused there (TableLoader) and reported here.
+                var (body, length) = await HttpsLoopbackHost.OpenBodyAsync(req, MaxTableBytes);
+                loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, body, length)).Reply, load.Source);
+            }
             OperationLog.Write($"loaded table '{loaded.Table}': {loaded.Rows} rows, columns {string.Join(", ", loaded.Columns)}");
             return Results.Json(loaded, ProtocolJson.Options);
         });

@@ -51,6 +51,17 @@ public sealed class ControlClient(ServiceEndpoint endpoint, string token) : IDis
         return ProtocolJson.Parse<LoadTableResult>(reply, "load table");
     }
 
+    /// <summary>
+    /// Has the host read <paramref name="path"/> from its own disk into its isolated area as <paramref name="table"/>: the
+    /// file must lie in the host's import folder (<c>party serve --import-dir</c>); nothing is uploaded.
+    /// </summary>
+    public async Task<LoadTableResult> LoadTableFromHostAsync(string table, string path, TableFormat format, CancellationToken ct = default)
+    {
+        var query = $"?format={(format == TableFormat.Parquet ? "parquet" : "csv")}&path={Uri.EscapeDataString(path)}";
+        var reply = await _remote.SendStreamAsync(HttpMethod.Put, Prefix + $"/tables/{Uri.EscapeDataString(table)}{query}", Stream.Null, 0, "text/csv", token, ct).ConfigureAwait(false);
+        return ProtocolJson.Parse<LoadTableResult>(reply, "load table");
+    }
+
     /// <summary>The tables loaded (or to be reloaded after a restart).</summary>
     public Task<TableEntry[]> ListTablesAsync() => GetAsync<TableEntry[]>("/tables");
 

@@ -27,7 +27,7 @@ public sealed class PartyHost : IAsyncDisposable
     private readonly List<EndpointPublication> _published = [];
     private KmsClient? _kmsClient;
 
-    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PartyHostOptions options, InboxSpace space)
+    private PartyHost(WebApplication app, PartyIdentity identity, EnclaveProcess enclave, KmsService? hostedKms, ServiceEndpoint endpoint, ServiceEndpoint kms, PartyHostOptions options, InboxSpace space, ImportFolder? imports)
     {
         _app = app;
         _identity = identity;
@@ -42,6 +42,7 @@ public sealed class PartyHost : IAsyncDisposable
         _keys = new KeyUseBroker(enclave, () => Kms, transcript);
         Gate = new PeerGate(identity, () => Kms);
         Tables = new LoadedTables(identity.Directory);
+        Imports = imports;
         Inbox = new DatasetInbox(identity.Directory, options.PeerLimits, options.InboxWriteStream, space, Gate, Orders, ComputeOnArrivalAsync);
     }
 
@@ -58,6 +59,8 @@ public sealed class PartyHost : IAsyncDisposable
     internal DatasetInbox Inbox { get; }
     internal ArrivalOrders Orders { get; } = new();
     internal LoadedTables Tables { get; }
+    /// <summary>Where the host reads table files from its own disk; null when it has no import folder.</summary>
+    internal ImportFolder? Imports { get; }
 
     /// <summary>The KMS client that signs as this party; every KMS operation of the control API goes through it.</summary>
     internal KmsClient Kms => _kmsClient ??= new KmsClient(KmsEndpoint, _identity.PartyId, _identity.Key, witness: KmsHeadWitness.For(_identity.Directory, KmsEndpoint));
@@ -69,6 +72,12 @@ public sealed class PartyHost : IAsyncDisposable
         if (options.Kms is null == options.HostedKms is null)
             throw new InvalidOperationException("A party host either uses a KMS endpoint or hosts the KMS, not both or neither.");
         options.PeerLimits.Validate();
+        // Checked before anything starts: a mistyped --import-dir stops the host at once.
+        var imports = options.ImportDirectory is { } importDirectory ? new ImportFolder(importDirectory) : null;
+        // Whoever holds the control token could otherwise load the host's own keys as a table and send them on.
+        foreach (var (secret, what) in new[] { (options.PartyDirectory, "the party folder (its key, certificate and control token)"), (options.HostedKms?.DataDirectory, "the hosted KMS's folder (its master key)") })
+            if (imports is not null && secret is not null && imports.Holds(secret))
+                throw new InvalidOperationException($"The import folder {imports.Directory} holds {what}, {secret}: give a folder of data files only.");
         var identity = PartyIdentity.Load(options.PartyDirectory);
         var enclave = await EnclaveProcess.StartAsync(options.EnclaveImageDirectory, options.DeviceDirectory, options.Tee).ConfigureAwait(false);
         var cert = TlsIdentity.LoadOrCreate(options.PartyDirectory, $"TwinSeal party host {identity.PartyId}");
@@ -102,7 +111,7 @@ public sealed class PartyHost : IAsyncDisposable
         var endpoint = HttpsLoopbackHost.Endpoint(app, cert, listen: options.ListenAddress, advertiseUrl: options.AdvertiseUrl)
             with
         { HeadKey = hostedKms is null ? null : System.Buffers.Text.Base64Url.EncodeToString(hostedKms.Heads.PublicKey.SubjectPublicKeyInfo) };
-        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options, space);
+        host = new PartyHost(app, identity, enclave, hostedKms, endpoint, options.Kms ?? endpoint, options, space, imports);
         // The hosted KMS is reached at this host's endpoint; its operator finds it, next to the admin token, in the KMS folder.
         // Written first: whoever waits for the party's endpoint file (a script, a test) then finds the KMS's too.
         if (options.HostedKms is { } hosted) host._published.Add(EndpointPublication.Start(hosted.DataDirectory, endpoint, "the hosted KMS serves reads and refuses writes (507 store-full)"));

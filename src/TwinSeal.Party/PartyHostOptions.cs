@@ -26,6 +26,11 @@ public sealed class PartyHostOptions
     public System.Net.IPAddress ListenAddress { get; init; } = System.Net.IPAddress.Loopback;
     /// <summary>The URL the other party reaches this host at, written to endpoint.json and printed (default: https://LISTEN-ADDRESS:PORT).</summary>
     public string? AdvertiseUrl { get; init; }
+    /// <summary>
+    /// The folder this host may read table files from on its own disk (<see cref="ImportFolder"/>); null (the default):
+    /// tables are only uploaded through the control API.
+    /// </summary>
+    public string? ImportDirectory { get; init; }
     /// <summary>What one sender may do to the peer API: upload size, uploads per minute, uploads at once.</summary>
     public PeerUploadLimits PeerLimits { get; init; } = new();
     /// <summary>

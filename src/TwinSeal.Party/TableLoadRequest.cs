@@ -14,6 +14,8 @@ namespace TwinSeal.Party;
 /// (<c>:type</c> optional, a trailing <c>!</c> = required; names holding <c>,</c> <c>:</c> or <c>!</c> need the JSON form).</item>
 /// <item><c>skipBadRows</c> = <c>true</c> to skip and count bad rows instead of refusing the file.</item>
 /// <item><c>source</c> = the file name, for messages.</item>
+/// <item><c>path</c> = instead of a body, a file the host reads from its own disk: absolute, or relative to the host's
+/// import folder, and only inside it (<see cref="ImportFolder"/>); its file name is the default <c>source</c>.</item>
 /// </list>
 /// </summary>
 public static class TableLoadRequest
@@ -25,7 +27,18 @@ public static class TableLoadRequest
     {
         ArgumentNullException.ThrowIfNull(request);
         var q = request.Query;
-        return From(table, q["format"].ToString(), request.ContentType, q["schema"].ToString(), q["skipBadRows"].ToString(), q["source"].ToString());
+        var source = q["source"].ToString() is { Length: > 0 } named ? named : Path.GetFileName(HostPath(request));
+        return From(table, q["format"].ToString(), request.ContentType, q["schema"].ToString(), q["skipBadRows"].ToString(), source);
+    }
+
+    /// <summary>The <c>path</c> query value, or null when the file is the body; a request with both is refused.</summary>
+    public static string? HostPath(HttpRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Query["path"].ToString() is not { Length: > 0 } path) return null;
+        if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
+            throw Bad("give the file either as the body or as path (read by the host from its import folder), not both.");
+        return path;
     }
 
     /// <summary>The load command from the query values (empty = absent).</summary>

@@ -79,9 +79,10 @@ public sealed class ThreeAddressFixture : IAsyncLifetime
     private async Task<ServiceProcess> StartPartyAsync(string org, string address)
     {
         var dir = Path.Combine(Work, org, "party");
+        var imports = Directory.CreateDirectory(Path.Combine(Work, org, "imports")).FullName;
         // No --kms-url: the KMS comes from the profile 'kms connect' saved.
         var host = await ServiceProcess.StartAsync(org, CliUnderTest.Launch,
-            ["party", "serve", "--dir", dir, "--device", Path.Combine(Work, org, "device"), "--enclave-image", CliUnderTest.EnclaveImage, "--listen", address, "--port", "0"],
+            ["party", "serve", "--dir", dir, "--device", Path.Combine(Work, org, "device"), "--enclave-image", CliUnderTest.EnclaveImage, "--listen", address, "--port", "0", "--import-dir", imports],
             dir, Path.Combine(Work, "logs"));
         _services.Add(host);
         return host;
@@ -192,6 +193,17 @@ public sealed class CliDataPlaneTests(ThreeAddressFixture f) : IClassFixture<Thr
         Assert.Equal(1, exit);
         Assert.Equal("", stdout);
         Assert.Equal($"twinseal: certificate-mismatch: the server's certificate fingerprint {real.Fingerprint} does not match the pinned {f.Kms.Fingerprint}", stderr.Trim());
+    }
+
+    [Fact]
+    public async Task OnHost_TheHostReadsAFileOfItsImportFolder_AndRefusesOneOutsideWithTheReason()
+    {
+        var inside = await WriteAsync("org1", Path.Combine("imports", "on-host.csv"), TrickyCsv.Customers);
+
+        Assert.Equal("on-host", (await ThreeAddressFixture.Cli("table", "load", inside, "--party", f.P1, "--on-host", "-q")).Trim());
+        var (exit, _, stderr) = await CliUnderTest.RunAsync("table", "load", Path.Combine(f.P1, "control.token"), "--party", f.P1, "--on-host", "--name", "stolen");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("twinseal: outside-import-folder: ", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,6 +21,8 @@ public class TwoPartyFixture : IAsyncLifetime
     public string KeyId { get; private set; } = "";
     public const int SharedRows = 40;
     public string KmsDirectory => Path.Combine(Work, "kms");
+    /// <summary>Party 1's import folder (party serve --import-dir); party 2's host has none.</summary>
+    public string Party1Imports => Path.Combine(Work, "party1-imports");
     /// <summary>The tables loaded as party 1's "customers" and party 2's "subscribers".</summary>
     public GeneratedData Data { get; private set; } = null!;
     /// <summary>A registered party outside this fixture's key that shares another key with party 2, so party 2's host knows it.</summary>
@@ -47,6 +49,7 @@ public class TwoPartyFixture : IAsyncLifetime
             using var admin = KmsAdminClient.ForDataDirectory(KmsDirectory);
             await kms.RegisterAsync((await admin.InviteAsync(other)).Token);
         }
+        Directory.CreateDirectory(Party1Imports);
         Party1 = await StartHostAsync("party1");
         Party2 = await StartHostAsync("party2");
         Control1 = new ControlClient(Party1.Endpoint, Token("party1"));
@@ -91,6 +94,7 @@ public class TwoPartyFixture : IAsyncLifetime
         Kms = Kms.Endpoint,
         PeerLimits = PeerLimits(party),
         InboxWriteStream = InboxWriteStream(party),
+        ImportDirectory = party == "party1" ? Party1Imports : null,
     });
 
     /// <summary>What <paramref name="party"/>'s host writes uploads through into its inbox file: the file itself, as by default, unless a derived fixture injects a fault.</summary>

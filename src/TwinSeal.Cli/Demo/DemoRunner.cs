@@ -89,6 +89,10 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
                 output = files.Output();
                 progress.Line("data", $"your files: party 1 {files.Party1}, party 2 {files.Party2}; {output.Computation} on '{output.KeyColumn}', {output.Result} to {output.Recipient}");
             }
+            // Each party's host reads its file from the folder it lies in, given to it as its import folder, unless that
+            // folder holds this run's folders (the hosts' keys): then the file is uploaded.
+            string FileOf(string party) => Path.GetFullPath(party == "party1" ? files?.Party1 ?? data!.Party1Csv : files?.Party2 ?? data!.Party2Csv);
+            var importDirs = new[] { "party1", "party2" }.ToDictionary(p => p, p => Path.GetDirectoryName(FileOf(p)) is { } d && !new ImportFolder(d).Holds(work) ? d : null);
 
             var simRoot = Path.Combine(work, "sim-platform");
             var rootCert = SimPlatform.EnsureRoot(simRoot);
@@ -112,10 +116,10 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
                 }
                 var first = options.KmsIn == KmsPlacement.Party2 ? "party2" : "party1";
                 var second = first == "party1" ? "party2" : "party1";
-                var a = await StartPartyAsync(work, first, kms, enclaveImageDirectory, kmsArgs, logs);
+                var a = await StartPartyAsync(work, first, kms, enclaveImageDirectory, kmsArgs, logs, importDir: importDirs[first]);
                 services.Add(a);
                 kms ??= a.Endpoint;
-                var b = await StartPartyAsync(work, second, kms, enclaveImageDirectory, kmsArgs, logs);
+                var b = await StartPartyAsync(work, second, kms, enclaveImageDirectory, kmsArgs, logs, importDir: importDirs[second]);
                 services.Add(b);
                 return first == "party1" ? (a, b, kms) : (b, a, kms);
             });
@@ -158,12 +162,15 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
             });
             progress.Line("", $"authority version {applied.AppliedVersion} applied with approvals of {string.Join(" and ", applied.ApprovedBy)}");
 
-            await Stage("S10–S12 data loading", "each party loads its CSV into its own isolated area", async () =>
+            var loading = importDirs.Values.All(d => d is not null)
+                ? "each party's host reads its file from its import folder (twinseal table load --on-host) into its own isolated area"
+                : "each party loads its file into its own isolated area (uploaded where the file's folder holds this run's folder)";
+            await Stage("S10–S12 data loading", loading, async () =>
             {
                 // Two organisations load their own files on their own machines: neither waits for the other.
                 await Task.WhenAll(
-                    LoadAsync(c1, "customers", files?.Party1 ?? data!.Party1Csv, ct),
-                    LoadAsync(c2, "subscribers", files?.Party2 ?? data!.Party2Csv, ct));
+                    LoadAsync(c1, "customers", FileOf("party1"), importDirs["party1"] is not null, ct),
+                    LoadAsync(c2, "subscribers", FileOf("party2"), importDirs["party2"] is not null, ct));
                 return 0;
             });
 
@@ -246,10 +253,11 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
             rowsPath, options.WorkDirectory is null && ok ? null : work, refusals, _stages, audit, failure, budget, released);
     }
 
-    private static async Task LoadAsync(ControlClient c, string table, string path, CancellationToken ct)
+    private static async Task LoadAsync(ControlClient c, string table, string path, bool onHost, CancellationToken ct)
     {
         var format = path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) ? TableFormat.Parquet : TableFormat.Csv;
-        await c.LoadTableAsync(table, path, format, Path.GetFileName(path), ct);
+        if (onHost) await c.LoadTableFromHostAsync(table, path, format, ct);
+        else await c.LoadTableAsync(table, path, format, Path.GetFileName(path), ct);
     }
 
     private async Task<T> Stage<T>(string name, string what, Func<Task<T>> run)
@@ -277,10 +285,11 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
 
     private static string Token(string work, string party) => File.ReadAllText(Path.Combine(work, party, "control.token")).Trim();
 
-    private Task<ServiceProcess> StartPartyAsync(string work, string party, ServiceEndpoint? kms, string image, string[] kmsArgs, string logs, string? partyDir = null, string? name = null, IReadOnlyDictionary<string, string>? environment = null)
+    private Task<ServiceProcess> StartPartyAsync(string work, string party, ServiceEndpoint? kms, string image, string[] kmsArgs, string logs, string? partyDir = null, string? name = null, IReadOnlyDictionary<string, string>? environment = null, string? importDir = null)
     {
         var dir = partyDir ?? Path.Combine(work, party);
         var args = new List<string> { "party", "serve", "--dir", dir, "--device", Path.Combine(work, party + "-device"), "--enclave-image", image, "--port", "0" };
+        if (importDir is not null) args.AddRange(["--import-dir", importDir]);
         if (kms is null) args.AddRange(["--host-kms", "--kms-data-dir", Path.Combine(work, party, "kms"), .. kmsArgs]);
         else
         {
