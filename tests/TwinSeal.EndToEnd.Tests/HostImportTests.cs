@@ -144,10 +144,7 @@ public sealed class HostImportTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
     public async Task A_body_and_a_path_in_one_request_are_refused()
     {
         var path = Write("both.csv", Csv);
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == f.Party1.Endpoint.Fingerprint;
-        using var http = new HttpClient(handler);
+        using var http = TwoPartyFixture.PinnedClient(f.Party1.Endpoint);
         using var req = new HttpRequestMessage(HttpMethod.Put, $"{f.Party1.Endpoint.Url}/control/v1/tables/imp_both?path={Uri.EscapeDataString(path)}")
         {
             Content = new StringContent(Csv, System.Text.Encoding.UTF8, "text/csv"),

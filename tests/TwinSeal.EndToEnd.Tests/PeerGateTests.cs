@@ -126,7 +126,7 @@ public sealed class PeerLimitTests(PeerLimitsFixture f) : IClassFixture<PeerLimi
     {
         // Party 3 is outside the policy: its uploads are refused anyway, but each one still costs the receiver a
         // signature check and a KMS read, so they count against its own limit and against nobody else's.
-        using var http = PinnedClient(f.Party2.Endpoint);
+        using var http = TwoPartyFixture.PinnedClient(f.Party2.Endpoint);
         var answers = new List<HttpResponseMessage>();
         try
         {
@@ -201,13 +201,6 @@ public sealed class PeerLimitTests(PeerLimitsFixture f) : IClassFixture<PeerLimi
         return await http.SendAsync(req, Ct);
     }
 
-    private static HttpClient PinnedClient(ServiceEndpoint ep)
-    {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
-        return new HttpClient(handler);
-    }
 }
 
 /// <summary>The two-party set-up with party 2 cutting off any upload slower than 1 MiB/s once 2 seconds have passed.</summary>

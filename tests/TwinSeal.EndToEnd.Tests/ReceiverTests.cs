@@ -74,7 +74,7 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     [Fact]
     public async Task UnsignedUpload_ToPeerApi_IsRefused()
     {
-        using var http = PinnedClient(f.Party2.Endpoint);
+        using var http = TwoPartyFixture.PinnedClient(f.Party2.Endpoint);
         using var content = new ByteArrayContent([1, 2, 3]);
         var resp = await http.PutAsync($"{f.Party2.Endpoint.Url}/peer/v1/datasets/{Guid.NewGuid()}", content, TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.Unauthorized, resp.StatusCode);
@@ -84,7 +84,7 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     [Fact]
     public async Task ControlApi_WithoutToken_IsRefused()
     {
-        using var http = PinnedClient(f.Party1.Endpoint);
+        using var http = TwoPartyFixture.PinnedClient(f.Party1.Endpoint);
         var resp = await http.GetAsync($"{f.Party1.Endpoint.Url}/control/v1/enclave", TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.Unauthorized, resp.StatusCode);
         Assert.Contains("control-token-required", await resp.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
@@ -98,7 +98,7 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
     [InlineData("/keys")]
     public async Task ControlApi_MalformedJson_GetsProblem_AndHostKeepsServing(string path)
     {
-        using var http = PinnedClient(f.Party1.Endpoint);
+        using var http = TwoPartyFixture.PinnedClient(f.Party1.Endpoint);
         using var req = new HttpRequestMessage(HttpMethod.Post, $"{f.Party1.Endpoint.Url}/control/v1{path}") { Content = new StringContent("{\"keyId\": [") };
         req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", f.Token("party1"));
         var resp = await http.SendAsync(req, TestContext.Current.CancellationToken);
@@ -119,13 +119,6 @@ public sealed class ReceiverTests(TwoPartyFixture f) : IClassFixture<TwoPartyFix
         Assert.Equal(TwoPartyFixture.SharedRows, (await f.ComputeAsync(id)).DistinctMatchedKeys);
     }
 
-    private static HttpClient PinnedClient(ServiceEndpoint ep)
-    {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
-        return new HttpClient(handler);
-    }
 }
 
 /// <summary>Key rotation seen from the two parties: data sent before a rotation still decrypts, new data uses the new version.</summary>

@@ -36,17 +36,10 @@ public sealed class TableFormatsFlowTests(TwoPartyFixture f) : IClassFixture<Two
         return ms.ToArray();
     }
 
-    private static HttpClient PinnedClient(ServiceEndpoint ep)
-    {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
-        return new HttpClient(handler);
-    }
 
     private async Task<(HttpStatusCode Status, string Body)> PutTableAsync(string pathAndQuery, byte[] body, string contentType)
     {
-        using var http = PinnedClient(f.Party1.Endpoint);
+        using var http = TwoPartyFixture.PinnedClient(f.Party1.Endpoint);
         using var req = new HttpRequestMessage(HttpMethod.Put, $"{f.Party1.Endpoint.Url}/control/v1{pathAndQuery}") { Content = new ByteArrayContent(body) };
         req.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", f.Token("party1"));

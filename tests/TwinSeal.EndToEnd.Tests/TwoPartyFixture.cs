@@ -105,6 +105,15 @@ public class TwoPartyFixture : IAsyncLifetime
 
     public string Token(string party) => File.ReadAllText(Path.Combine(Work, party, "control.token")).Trim();
 
+    /// <summary>A raw HTTPS client for requests <see cref="ControlClient"/> would not send, pinned to <paramref name="ep"/>'s certificate.</summary>
+    public static HttpClient PinnedClient(ServiceEndpoint ep)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+            cert is not null && Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.GetRawCertData())) == ep.Fingerprint;
+        return new HttpClient(handler);
+    }
+
     /// <summary>Party 1 encrypts its table and sends it to party 2; returns the dataset id and the path of party 2's received copy.</summary>
     public async Task<(Guid DatasetId, string InboxPath)> SendAsync()
     {
