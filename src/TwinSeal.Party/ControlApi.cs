@@ -85,8 +85,17 @@ internal static class ControlApi
                 var imports = host().Imports ?? throw KmsException.Conflict("no-import-folder",
                     "This host reads no file from its own disk: it was started without an import folder ('twinseal party serve --import-dir DIR'). Upload the file instead (twinseal table load without --on-host).");
                 await using var file = imports.Open(path);
-                if (file.Length > MaxTableBytes) throw new KmsException(413, "table-too-large", $"'{path}' is {file.Length} bytes; a table file is at most {MaxTableBytes} bytes.");
-                loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, file, file.Length)).Reply, load.Source);
+                var length = file.Length;
+                if (length > MaxTableBytes) throw new KmsException(413, "table-too-large", $"'{path}' is {length} bytes; a table file is at most {MaxTableBytes} bytes.");
+                try
+                {
+                    loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, file, length)).Reply, load.Source);
+                }
+                catch (EndOfStreamException)
+                {
+                    // The isolated area got zeros for the missing part and refused them; the cause is the file.
+                    throw new KmsException(422, "file-changed", $"'{path}' became shorter while the host read it ({length} bytes when opened): load it again once it is complete.");
+                }
             }
             else
             {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using TwinSeal.Kms;
 
 namespace TwinSeal.Party;
@@ -8,16 +9,20 @@ namespace TwinSeal.Party;
 /// large file goes into the isolated area straight from the disk instead of through the control API's TLS twice.
 /// </summary>
 /// <remarks>
-/// Whoever holds the control token may name a file here, and the host reads it with its own rights: without this
-/// bound, a token holder who cannot read the host's files could load its TLS key or a hosted KMS's master key as a
-/// table and send it on. So a path is checked twice: as written, before anything is opened (no file outside the
-/// folder is ever opened, not even a FIFO that would block the read), and as the opened file really lies, every link
-/// followed, so that a link inside the folder to a file outside, or a path swapped between the check and the open,
-/// is refused too.
+/// Whoever holds the control token may name a file here, and the host reads it with its own rights: without these
+/// bounds, a token holder who cannot read the host's files could load its TLS key or a hosted KMS's master key as a
+/// table (the load's reply alone echoes the first line as column names) and send it on. So a path must lie in the
+/// folder as written and where it really lies, every link followed, before anything is opened (no file outside is
+/// ever opened: not a device, not a FIFO); it is opened without waiting for a writer, and only a regular file with
+/// one name is read (a hard link inside the folder to a key outside has the key's own inode); and the opened file's
+/// real place is checked again, so a path swapped for a link between the check and the open is refused too.
+/// Messages name the path as given, never the folder or what lies outside it. Linux only (<c>/proc/self/fd</c>, like
+/// the isolated area's memory-only files).
 /// </remarks>
 public sealed partial class ImportFolder
 {
-    private readonly string _root;
+    private readonly string _written;
+    private readonly string _real;
 
     /// <summary>The folder <paramref name="directory"/>, which must exist.</summary>
     /// <exception cref="DirectoryNotFoundException">There is no such folder.</exception>
@@ -26,79 +31,111 @@ public sealed partial class ImportFolder
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         var full = Path.GetFullPath(directory);
         if (!System.IO.Directory.Exists(full)) throw new DirectoryNotFoundException($"The import folder '{full}' does not exist.");
+        if (!System.IO.Directory.Exists("/proc/self/fd")) throw new PlatformNotSupportedException("An import folder needs Linux (/proc/self/fd).");
         Directory = full;
-        _root = WithSeparator(RealPath(full) ?? full);
+        _written = WithSeparator(full);
+        _real = WithSeparator(RealPath(full, out _) ?? full);
     }
 
     /// <summary>The folder, as configured (absolute).</summary>
     public string Directory { get; }
 
     /// <summary>
-    /// Opens <paramref name="path"/> (absolute, or relative to the folder) for reading when the file lies in the folder.
+    /// Opens <paramref name="path"/> (absolute, or relative to the folder) for reading when it is a regular file with one
+    /// name that lies in the folder.
     /// </summary>
     /// <exception cref="KmsException">
-    /// <c>outside-import-folder</c> (403), <c>no-file</c> (404), <c>empty-file</c> (422: empty, a pipe or a device),
-    /// <c>not-a-file</c> (422: a folder, or a file the host may not read).
+    /// <c>malformed-request</c> (400), <c>outside-import-folder</c> (403), <c>no-file</c> (404), <c>not-a-file</c>
+    /// (422: a folder, a pipe, a device, a loop of links, a file the host may not read), <c>hard-linked-file</c> (422),
+    /// <c>empty-file</c> (422).
     /// </exception>
     public FileStream Open(string path)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var written = Path.GetFullPath(path, Directory);
-        if (!Inside(written)) throw Outside(path);
-        // A pipe or a device reports no length; opening a pipe would wait for a writer, so neither is opened.
-        if (new FileInfo(written) is { Exists: true, Length: 0 })
-            throw new KmsException(422, "empty-file", $"'{path}' in the host's import folder is empty, or not a regular file (a pipe or a device): a table file holds at least a header row.");
-        FileStream file;
+        if (string.IsNullOrWhiteSpace(path) || path.Contains('\0', StringComparison.Ordinal))
+            throw KmsException.BadRequest("malformed-request", "Table load: path is empty or holds a NUL character.");
+        string written;
         try
         {
-            file = new FileStream(written, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+            written = Path.GetFullPath(path, Directory);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is ArgumentException or PathTooLongException or NotSupportedException)
         {
-            throw KmsException.NotFound("no-file", $"There is no file '{path}' in the host's import folder {Directory}.");
+            throw KmsException.BadRequest("malformed-request", $"Table load: path '{path}' is not a usable path.");
         }
-        catch (UnauthorizedAccessException)
-        {
-            throw new KmsException(422, "not-a-file", $"'{path}' in the host's import folder is a folder or a file the host may not read.");
-        }
+        if (!Inside(WithSeparator(written), _written)) throw Outside(path);
+        var real = RealPath(written, out var errno);
+        if (real is null) throw Unresolved(path, written, errno);
+        if (!Inside(WithSeparator(real), _real)) throw Outside(path);
+
+        var fd = OpenForReading(real);
+        if (fd < 0) throw Unresolved(path, written, Marshal.GetLastPInvokeError());
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
-            if (!Inside(OpenedPath(file))) throw Outside(path);
-            if (!file.CanSeek) throw new KmsException(422, "not-a-file", $"'{path}' in the host's import folder is not a regular file (a pipe or a device).");
-            return file;
+            // Checked on the open file: what the path named a moment ago may have been swapped.
+            if (!Inside(WithSeparator(OpenedPath(fd) ?? ""), _real)) throw Outside(path);
+            if (Stat(fd, "", AtEmptyPath, StatxType | StatxNlink | StatxSize, out var stat) != 0 || (stat.Mode & FileTypeMask) != RegularFile)
+                throw NotAFile(path);
+            if (stat.Nlink != 1)
+                throw new KmsException(422, "hard-linked-file", $"'{path}' has {stat.Nlink} names (hard links): the host reads only a file with one name from its import folder; copy it there instead.");
+            if (stat.Size == 0)
+                throw new KmsException(422, "empty-file", $"'{path}' is empty: a table file holds at least a header row.");
+            return new FileStream(handle, FileAccess.Read, bufferSize: 0);
         }
         catch
         {
-            file.Dispose();
+            handle.Dispose();
             throw;
         }
     }
 
-    /// <summary>Whether <paramref name="path"/> (a file or folder that exists) lies in this folder, or is it, once its links are followed.</summary>
+    /// <summary>Whether <paramref name="path"/> (a file or folder that exists) is this folder or lies in it, once its links are followed.</summary>
     public bool Holds(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var full = Path.GetFullPath(path);
-        return Inside(WithSeparator(RealPath(full) ?? full));
+        return Inside(WithSeparator(RealPath(full, out _) ?? full), _real);
     }
 
-    private bool Inside(string? path) => path is not null && path.StartsWith(_root, StringComparison.Ordinal);
+    private static bool Inside(string path, string root) => path.StartsWith(root, StringComparison.Ordinal);
 
-    private KmsException Outside(string path) => KmsException.Forbidden("outside-import-folder",
-        $"'{path}' is not in the host's import folder {Directory} (links are followed): the host reads table files only from there.");
+    private static KmsException Outside(string path) => KmsException.Forbidden("outside-import-folder",
+        $"'{path}' is not in the host's import folder (links followed): the host reads table files only from there.");
+
+    private static KmsException NotAFile(string path) => new(422, "not-a-file",
+        $"'{path}' in the host's import folder is not a regular file the host may read (a folder, a pipe, a device, a loop of links, or no read permission).");
+
+    // A path that does not resolve says "no such file" only when where it would be lies in the folder: otherwise a link
+    // to "/" inside the folder would tell a token holder which files exist elsewhere.
+    private KmsException Unresolved(string path, string written, int errno)
+    {
+        if (errno is not (ENoEnt or ENotDir)) return errno == ENameTooLong
+            ? KmsException.BadRequest("malformed-request", $"Table load: path '{path}' is too long.")
+            : NotAFile(path);
+        for (var dir = Path.GetDirectoryName(written); dir is not null; dir = Path.GetDirectoryName(dir))
+            if (RealPath(dir, out _) is { } existing)
+                return Inside(WithSeparator(existing), _real) ? KmsException.NotFound("no-file", $"There is no file '{path}' in the host's import folder.") : Outside(path);
+        return Outside(path);
+    }
 
     private static string WithSeparator(string path) => path.EndsWith('/') ? path : path + "/";
 
-    // Where the kernel says the opened file lies (Linux); elsewhere the written path with its links resolved.
-    private static string? OpenedPath(FileStream file)
+    private static string? OpenedPath(int fd)
     {
-        var fd = $"/proc/self/fd/{file.SafeFileHandle.DangerousGetHandle()}";
-        return File.Exists(fd) ? File.ResolveLinkTarget(fd, returnFinalTarget: false)?.FullName : RealPath(file.Name);
+        try
+        {
+            return File.ResolveLinkTarget($"/proc/self/fd/{fd}", returnFinalTarget: false)?.FullName;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
-    private static string? RealPath(string path)
+    private static string? RealPath(string path, out int errno)
     {
         var resolved = Resolve(path, 0);
+        errno = resolved == 0 ? Marshal.GetLastPInvokeError() : 0;
         if (resolved == 0) return null;
         try
         {
@@ -106,10 +143,35 @@ public sealed partial class ImportFolder
         }
         finally
         {
+            // realpath allocates with malloc; FreeHGlobal is free on Unix.
             Marshal.FreeHGlobal(resolved);
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    // Non-blocking, so a FIFO in the folder opens without a writer (and is then refused as not a regular file).
+    private static int OpenForReading(string path) => OpenFile(path, ORdOnly | ONonBlock | ONoCtty | OCloExec);
+
+    private const int ORdOnly = 0, ONoCtty = 0x100, ONonBlock = 0x800, OCloExec = 0x80000;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxType = 0x1, StatxNlink = 0x4, StatxSize = 0x200;
+    private const ushort FileTypeMask = 0xF000, RegularFile = 0x8000;
+    private const int ENoEnt = 2, ENotDir = 20, ENameTooLong = 36;
+
+    // struct statx (linux/stat.h): the same layout on every architecture.
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    private struct StatX
+    {
+        [FieldOffset(16)] public uint Nlink;
+        [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(40)] public ulong Size;
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint Resolve(string path, nint resolved);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenFile(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Stat(int fd, string path, int flags, uint mask, out StatX stat);
 }

@@ -75,7 +75,7 @@ public sealed class PartyHost : IAsyncDisposable
         // Checked before anything starts: a mistyped --import-dir stops the host at once.
         var imports = options.ImportDirectory is { } importDirectory ? new ImportFolder(importDirectory) : null;
         // Whoever holds the control token could otherwise load the host's own keys as a table and send them on.
-        foreach (var (secret, what) in new[] { (options.PartyDirectory, "the party folder (its key, certificate and control token)"), (options.HostedKms?.DataDirectory, "the hosted KMS's folder (its master key)") })
+        foreach (var (secret, what) in new[] { (options.PartyDirectory, "the party folder (its key, certificate and control token)"), (options.DeviceDirectory, "the isolated area's device folder (its attestation key)"), (options.HostedKms?.DataDirectory, "the hosted KMS's folder (its master key)") })
             if (imports is not null && secret is not null && imports.Holds(secret))
                 throw new InvalidOperationException($"The import folder {imports.Directory} holds {what}, {secret}: give a folder of data files only.");
         var identity = PartyIdentity.Load(options.PartyDirectory);

@@ -36,8 +36,10 @@ public static class TableLoadRequest
     {
         ArgumentNullException.ThrowIfNull(request);
         if (request.Query["path"].ToString() is not { Length: > 0 } path) return null;
-        if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
-            throw Bad("give the file either as the body or as path (read by the host from its import folder), not both.");
+        // A body of unknown length (chunked, or HTTP/2 without Content-Length) counts as one too.
+        var body = request.ContentLength is > 0
+            || (request.ContentLength is null && request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
+        if (body) throw Bad("give the file either as the body or as path (read by the host from its import folder), not both.");
         return path;
     }
 

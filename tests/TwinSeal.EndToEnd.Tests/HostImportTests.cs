@@ -114,7 +114,7 @@ public sealed class HostImportTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
 
         var e = await RefusedAsync(fifo).WaitAsync(TimeSpan.FromSeconds(30), Ct);
 
-        Assert.Equal((422, "empty-file"), (e.Status, e.Code));
+        Assert.Equal((422, "not-a-file"), (e.Status, e.Code));
     }
 
     [Fact]
@@ -125,8 +125,11 @@ public sealed class HostImportTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
         Assert.Equal((409, "no-import-folder"), (e.Status, e.Code));
     }
 
-    [Fact]
-    public async Task A_host_whose_import_folder_holds_its_own_party_folder_does_not_start()
+    [Theory]
+    [InlineData("", "the party folder (its key, certificate and control token)")]
+    [InlineData("party1", "the party folder (its key, certificate and control token)")]
+    [InlineData("party1-device", "the isolated area's device folder (its attestation key)")]
+    public async Task A_host_whose_import_folder_holds_its_own_keys_does_not_start(string importFolder, string named)
     {
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PartyHost.StartAsync(new PartyHostOptions
         {
@@ -134,10 +137,10 @@ public sealed class HostImportTests(TwoPartyFixture f) : IClassFixture<TwoPartyF
             DeviceDirectory = Path.Combine(f.Work, "party1-device"),
             EnclaveImageDirectory = CliUnderTest.EnclaveImage,
             Kms = f.Kms.Endpoint,
-            ImportDirectory = f.Work,
+            ImportDirectory = Path.Combine(f.Work, importFolder),
         }));
 
-        Assert.Contains("holds the party folder (its key, certificate and control token)", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"holds {named}", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
