@@ -229,7 +229,7 @@ public static class Verbs
         concurrent.Validators.Add(r => { if (r.GetValue(concurrent) < 1) r.AddError("--concurrent-uploads must be positive."); });
         var minRate = new Option<long>("--min-upload-rate") { Description = "Slowest rate, in bytes/s, at which an upload may arrive (a peer's dataset over any 10 s the host waits for it, any other body on average after 10 s); a slower one is cut off and stores nothing.", DefaultValueFactory = _ => limits.MinUploadBytesPerSecond };
         minRate.Validators.Add(r => { if (r.GetValue(minRate) < 1) r.AddError("--min-upload-rate must be positive."); });
-        var importDir = new Option<string?>("--import-dir") { Description = "A folder this host may read table files from on its own disk ('twinseal table load FILE --on-host'): faster for large files, nothing uploaded. Only files inside it, links followed, are read. Default: none (tables are uploaded)." };
+        var importDir = new Option<string?>("--import-dir") { Description = "A folder this host may read table files from on its own disk ('twinseal table load FILE --on-host'): faster for large files, nothing uploaded. Only regular files with one name that lie in it, links followed, are read; a folder that holds the party, device or hosted KMS folder is refused. Default: none (tables are uploaded)." };
         var trust = new TrustOptions();
         var hostedAccess = new KmsAccessOptions();
         var acceptSim = AcceptSimOption();
