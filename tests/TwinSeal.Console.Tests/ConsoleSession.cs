@@ -26,7 +26,11 @@ public sealed class ConsoleSession(ConsoleFixture fixture, string party, IBrowse
         await Page.GotoAsync("/console/keys");
         await Page.GetByLabel("Label (for people, at most 200 characters)").FillAsync(label);
         await Page.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
-        var notice = await Page.GetByRole(AriaRole.Status).TextContentAsync() ?? "";
+        // Read only once the new page says so: the page the click left may still show an earlier notice (the sign-in's,
+        // when its redirect was cut short by the next navigation), and on a busy machine the creation takes seconds.
+        var status = Page.GetByRole(AriaRole.Status);
+        await Assertions.Expect(status).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"\bkey-"), new() { Timeout = 30_000 });
+        var notice = await status.TextContentAsync() ?? "";
         var id = notice.Split(' ', StringSplitOptions.RemoveEmptyEntries).Single(w => w.StartsWith("key-", StringComparison.Ordinal)).TrimEnd('.');
         return id;
     }
