@@ -79,29 +79,22 @@ internal static class ControlApi
         {
             // CSV or Parquet, with an optional expected schema and skipBadRows: see TableLoadRequest for the query.
             var load = TableLoadRequest.From(name, req);
+            // The file is the body, or with a path one the host reads from its import folder.
+            var path = TableLoadRequest.HostPath(req);
+            await using var file = path is null ? null : (host().Imports ?? throw KmsException.Conflict("no-import-folder",
+                "This host reads no file from its own disk: it was started without an import folder ('twinseal party serve --import-dir DIR'). Upload the file instead (twinseal table load without --on-host).")).Open(path);
+            if (file?.Length > MaxTableBytes) throw new KmsException(413, "table-too-large", $"'{path}' is {file.Length} bytes; a table file is at most {MaxTableBytes} bytes.");
+            // A body is passed to the isolated area as it arrives; one cut short is refused there (TableLoader) and reported here.
+            var (body, length) = file is null ? await HttpsLoopbackHost.OpenBodyAsync(req, MaxTableBytes) : (file, file.Length);
             LoadTableResult loaded;
-            if (TableLoadRequest.HostPath(req) is { } path)
+            try
             {
-                var imports = host().Imports ?? throw KmsException.Conflict("no-import-folder",
-                    "This host reads no file from its own disk: it was started without an import folder ('twinseal party serve --import-dir DIR'). Upload the file instead (twinseal table load without --on-host).");
-                await using var file = imports.Open(path);
-                var length = file.Length;
-                if (length > MaxTableBytes) throw new KmsException(413, "table-too-large", $"'{path}' is {length} bytes; a table file is at most {MaxTableBytes} bytes.");
-                try
-                {
-                    loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, file, length)).Reply, load.Source);
-                }
-                catch (EndOfStreamException)
-                {
-                    // The isolated area got zeros for the missing part and refused them; the cause is the file.
-                    throw new KmsException(422, "file-changed", $"'{path}' became shorter while the host read it ({length} bytes when opened): load it again once it is complete.");
-                }
-            }
-            else
-            {
-                // Passed to the isolated area as it arrives; a body cut short is refused there (TableLoader) and reported here.
-                var (body, length) = await HttpsLoopbackHost.OpenBodyAsync(req, MaxTableBytes);
                 loaded = await host().Tables.LoadAsync(async () => (await host().Enclave.CallAsync(load, body, length)).Reply, load.Source);
+            }
+            catch (EndOfStreamException) when (file is not null)
+            {
+                // The isolated area got zeros for the missing part and refused them; the cause is the file.
+                throw new KmsException(422, "file-changed", $"'{path}' became shorter while the host read it ({length} bytes when opened): load it again once it is complete.");
             }
             OperationLog.Write($"loaded table '{loaded.Table}': {loaded.Rows} rows, columns {string.Join(", ", loaded.Columns)}");
             return Results.Json(loaded, ProtocolJson.Options);
