@@ -29,7 +29,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>Starts the service and waits until it has written its endpoint file into <paramref name="directory"/>.</summary>
     /// <param name="environment">Variables added to the inherited environment (the demo's attacks use this).</param>
-    public static async Task<ServiceProcess> StartAsync(string name, SelfLaunch launch, IEnumerable<string> arguments, string directory, string logDirectory, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="workingDirectory">The process's working folder (default: this process's).</param>
+    public static async Task<ServiceProcess> StartAsync(string name, SelfLaunch launch, IEnumerable<string> arguments, string directory, string logDirectory, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         Directory.CreateDirectory(directory);
         Directory.CreateDirectory(logDirectory);
@@ -39,6 +40,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         var psi = launch.StartInfo(arguments);
         psi.RedirectStandardInput = false;
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"{name} did not start.");
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };

@@ -27,7 +27,13 @@ public static class HttpsLoopbackHost
     /// </param>
     public static WebApplicationBuilder CreateBuilder(X509Certificate2 certificate, int port, long maxBodyBytes, LogLevel minimumLogLevel = LogLevel.Warning, IPAddress? address = null, MinDataRate? minBodyRate = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // A service's settings come from its command line and its code only: not from an appsettings.json in whatever
+        // folder it was started from, nor from ASPNETCORE_* or other environment variables. With ASP.NET Core's defaults a
+        // stray "Kestrel:Endpoints" there made the KMS listen on a plain-HTTP port beside its TLS one (bearer tokens in
+        // clear), and watching that file for changes put an inotify watch on every folder below the working folder, woken
+        // by every write into it (a dataset being received) and one of the user's 128 inotify instances per service.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(minimumLogLevel);
