@@ -29,6 +29,12 @@ internal sealed record BenchOptions
     /// <summary>End-to-end runs per size and result kind below 5M rows (one above); the one with the fastest match flow counts.</summary>
     public int EndToEndRepetitions { get; init; } = 2;
 
+    /// <summary>
+    /// Also time the main size on warm services: each run first computes once on 1,000 rows through the same services
+    /// (DemoOptions.WarmUp), as a party's long-running services have, and as DuckDB's baseline is timed after a warm-up run.
+    /// </summary>
+    public bool Warm { get; init; } = true;
+
     /// <summary>Elements per side for psi.js; 0 skips it.</summary>
     public int PsiRows { get; init; } = 100_000;
 
@@ -60,6 +66,7 @@ internal sealed record BenchOptions
           --crypto-mib N    plaintext MiB per crypto repetition (default 256)
           --crypto-only     only measure dataset encryption throughput (section 1); needs no CLI build or data
           --e2e-reps N      TwinSeal end-to-end runs per size and result kind, fastest counts (default 2; 1 at 5M+ rows)
+          --no-warm         skip the main size's runs on warm services (each run first computes once on 1,000 rows)
           --psi-rows N      elements per side for psi.js (default 100000; 0 skips it)
           --no-psi          skip psi.js
           --json            print one JSON document on stdout (the table goes to stderr)
@@ -94,6 +101,7 @@ internal sealed record BenchOptions
                 case "--psi-rows": psiRows = NextInt(); break;
                 case "--e2e-reps": e2eReps = Math.Max(1, NextInt()); break;
                 case "--no-psi": psiRows = 0; break;
+                case "--no-warm": o = o with { Warm = false }; break;
                 case "--json": o = o with { Json = true }; break;
                 case "--keep": o = o with { Keep = true }; break;
                 case "--work": o = o with { WorkRoot = Path.GetFullPath(Next()) }; break;

@@ -8,8 +8,9 @@ using TwinSeal.Protocol;
 namespace TwinSeal.Bench;
 
 /// <summary>One end-to-end run of the real flow with real processes.</summary>
+/// <param name="Warm">Whether the services computed once (on 1,000 rows) before the timed computation.</param>
 internal sealed record EndToEndResult(
-    int Rows, ResultKind Kind, bool Success, string? Failure, long Matched, long Expected, bool SameData,
+    int Rows, ResultKind Kind, bool Warm, bool Success, string? Failure, long Matched, long Expected, bool SameData,
     double WallMilliseconds, IReadOnlyDictionary<string, double> Stages, IReadOnlyList<ProcessPeak> Peaks)
 {
     /// <summary>Match-flow times of every repetition (this result is the fastest one).</summary>
@@ -32,11 +33,11 @@ internal static class EndToEnd
 
     public static string EnclaveImage => Path.Combine(Path.GetDirectoryName(CliDll)!, "enclave");
 
-    public static async Task<EndToEndResult> RunAsync(int rows, double overlap, int seed, ResultKind kind, string workDirectory, GeneratedData reference, TextWriter log, bool keep)
+    public static async Task<EndToEndResult> RunAsync(int rows, double overlap, int seed, ResultKind kind, bool warm, string workDirectory, GeneratedData reference, TextWriter log, bool keep)
     {
         if (Directory.Exists(workDirectory)) Directory.Delete(workDirectory, recursive: true);
         Directory.CreateDirectory(workDirectory);
-        var options = new DemoOptions(rows, overlap, seed, KmsPlacement.Standalone, kind, workDirectory);
+        var options = new DemoOptions(rows, overlap, seed, KmsPlacement.Standalone, kind, workDirectory, WarmUp: warm);
         var runner = new DemoRunner(options, SelfLaunch.ForAssembly(CliDll), EnclaveImage, new PlainProgress(log));
         DemoSummary summary;
         IReadOnlyList<ProcessPeak> peaks;
@@ -64,7 +65,7 @@ internal static class EndToEnd
                 // A file still held by a process that is being stopped; the temp cleaner gets it.
             }
         }
-        return new EndToEndResult(rows, kind, summary.Success, summary.Success ? null : (summary.Failure ?? DescribeFailure(summary)) + $" (work folder {workDirectory})",
+        return new EndToEndResult(rows, kind, warm, summary.Success, summary.Success ? null : (summary.Failure ?? DescribeFailure(summary)) + $" (work folder {workDirectory})",
             summary.Matched, summary.Expected, same, wall, summary.StageMilliseconds, peaks);
     }
 

@@ -56,9 +56,10 @@ public static class Verbs
         var outFile = new Option<string?>("--out") { Description = "With --party1/--party2: copy the released rows here (default: demo-output/party2-joined.csv)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object (progress goes to stderr)." };
         var workDir = new Option<string?>("--work-dir") { Description = "Keep every file of the run in this folder (default: a temporary folder, removed afterwards)." };
+        var warmUp = new Option<bool>("--warm-up") { Description = $"Generated data only: first one computation of {DemoRunner.WarmUpRows:N0} rows on a key of its own, so the timed one (S10–S36) runs on services that have computed before, as long-running services do." };
         var cmd = new Command("demo", "Run the full two-party flow on generated data with real processes on loopback, then show attacks being refused.")
         {
-            rows, overlap, seed, kmsIn, result, json, workDir, party1, party2, keyColumn, outputPolicy, outFile,
+            rows, overlap, seed, kmsIn, result, json, workDir, party1, party2, keyColumn, outputPolicy, outFile, warmUp,
         };
         cmd.Validators.Add(r =>
         {
@@ -67,6 +68,7 @@ public static class Verbs
             if (own && r.GetValue(keyColumn) is null && r.GetValue(outputPolicy) is null) r.AddError("With your own files, give --key-column COL (or --output-policy FILE).");
             if (!own && (r.GetValue(keyColumn) is not null || r.GetValue(outputPolicy) is not null || r.GetValue(outFile) is not null))
                 r.AddError("--key-column, --output-policy and --out apply to your own files (--party1 and --party2); generated data keeps its rows in --work-dir or demo-output/.");
+            if (own && r.GetValue(warmUp)) r.AddError("--warm-up runs on generated data only, not with --party1 and --party2.");
         });
         cmd.SetAction(async (pr, ct) =>
         {
@@ -76,7 +78,7 @@ public static class Verbs
             var files = pr.GetValue(party1) is { } f1
                 ? new OwnFiles(Path.GetFullPath(f1), Path.GetFullPath(pr.GetValue(party2)!), pr.GetValue(keyColumn) ?? "", pr.GetValue(outputPolicy) is { } op ? Path.GetFullPath(op) : null, pr.GetValue(outFile))
                 : null;
-            var options = new DemoOptions(pr.GetValue(rows), pr.GetValue(overlap), pr.GetValue(seed), pr.GetValue(kmsIn), pr.GetValue(result), pr.GetValue(workDir), files);
+            var options = new DemoOptions(pr.GetValue(rows), pr.GetValue(overlap), pr.GetValue(seed), pr.GetValue(kmsIn), pr.GetValue(result), pr.GetValue(workDir), files, pr.GetValue(warmUp));
             var runner = new DemoRunner(options, SelfLaunch.Current(), DefaultEnclaveImage, progress);
             var summary = await runner.RunAsync(ct);
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(summary, CliOutput.Json));

@@ -13,12 +13,12 @@ public sealed class DemoFlowTests
         public void Line(string label, string text) { }
     }
 
-    private static async Task<DemoSummary> RunAsync(KmsPlacement placement, ResultKind result, int rows = 2_000)
+    private static async Task<DemoSummary> RunAsync(KmsPlacement placement, ResultKind result, int rows = 2_000, bool warmUp = false)
     {
         var work = Path.Combine(Path.GetTempPath(), "twinseal-e2e-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var runner = new DemoRunner(new DemoOptions(rows, 0.3, 7, placement, result, work), CliUnderTest.Launch, CliUnderTest.EnclaveImage, new Silent());
+            var runner = new DemoRunner(new DemoOptions(rows, 0.3, 7, placement, result, work, WarmUp: warmUp), CliUnderTest.Launch, CliUnderTest.EnclaveImage, new Silent());
             var summary = await runner.RunAsync(TestContext.Current.CancellationToken);
             if (result == ResultKind.JoinedRows && summary.JoinedRowsPath is not null)
             {
@@ -60,6 +60,26 @@ public sealed class DemoFlowTests
     [Fact]
     public async Task FullFlow_MatchesExpectedCount_WithKmsInsideParty2Device()
         => AssertBehaved(await RunAsync(KmsPlacement.Party2, ResultKind.JoinedRows));
+
+    [Fact]
+    public async Task WarmUp_ComputesOnceOnAKeyOfItsOwn_AndTheTimedComputationStillUsesItsKeysWholeBudgetOfOne()
+    {
+        var s = await RunAsync(KmsPlacement.Standalone, ResultKind.JoinedRows, warmUp: true);
+        AssertBehaved(s);
+        Assert.True(s.StageMilliseconds["warm-up"] > 0);
+        // Warm-up first, then the timed stages, each once.
+        var stages = s.StageMilliseconds.Keys.ToList();
+        Assert.True(stages.IndexOf("warm-up") < stages.FindIndex(k => k.StartsWith("S10", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task WarmUp_WithYourOwnFiles_IsRefusedWithTheReason()
+    {
+        var (exit, stdout, stderr) = await CliUnderTest.RunAsync("demo", "--warm-up", "--party1", "a.csv", "--party2", "b.csv", "--key-column", "email");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--warm-up runs on generated data only", stderr + stdout);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+    }
 
     [Fact]
     public async Task DemoCommand_PrintsJsonSummary_AndExitsZero()

@@ -19,7 +19,12 @@ public enum KmsPlacement
 
 /// <summary>Demo settings.</summary>
 /// <param name="Files">The user's own two files instead of generated data.</param>
-public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, OwnFiles? Files = null);
+/// <param name="WarmUp">
+/// Before the timed computation, one computation of <see cref="DemoRunner.WarmUpRows"/> generated rows on a key of its
+/// own, through the same services and steps, so the timed one runs on services that have computed before, as a
+/// party's long-running services do (the bench times both). Generated data only.
+/// </param>
+public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, OwnFiles? Files = null, bool WarmUp = false);
 
 /// <summary>
 /// The demo on the user's files: party 1 loads and sends <paramref name="Party1"/>, party 2 joins it with
@@ -75,6 +80,8 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
         try
         {
             var files = options.Files;
+            // The warm-up computes under the run's own output policy, which on the user's files names their columns.
+            if (options.WarmUp && files is not null) throw new ProtocolException("warm-up-needs-generated-data", "A warm-up computation runs on generated data only, not on your own files.");
             OutputPolicy output;
             if (files is null)
             {
@@ -154,38 +161,34 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
                 ["party1", "party2"], ChangeMethod.AllParties,
                 output,
                 Budget: new PrivacyBudget(MaxComputations: 1));
-            var applied = await Stage("S5–S9 authority setting", "party 1 proposes usage authority (both apps' reference values), operators, change method AllParties; party 2 approves", async () =>
-            {
-                var proposal = await c1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(key.KeyId, 0, policy));
-                if (proposal.Status == "applied") throw new InvalidOperationException("The authority applied with only one party's approval.");
-                return await c2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(key.KeyId, proposal.ProposalId, proposal.ProposalHash));
-            });
+            var applied = await Stage("S5–S9 authority setting", "party 1 proposes usage authority (both apps' reference values), operators, change method AllParties; party 2 approves",
+                () => AuthoriseAsync(c1, c2, key.KeyId, policy));
             progress.Line("", $"authority version {applied.AppliedVersion} applied with approvals of {string.Join(" and ", applied.ApprovedBy)}");
+
+            if (options.WarmUp)
+            {
+                await Stage("warm-up", $"one computation of {WarmUpRows:N0} generated rows on a key of its own, through the same steps, so the timed one runs on services that have computed before", async () =>
+                {
+                    var small = DataGenerator.Generate(Path.Combine(work, "data", "warm-up"), WarmUpRows, options.Overlap, options.Seed + 1);
+                    var warmKey = await c1.PostAsync<KeyInfo>("/keys", new CreateKeyCommand("demo warm-up"));
+                    await AuthoriseAsync(c1, c2, warmKey.KeyId, policy);
+                    await LoadBothAsync(c1, c2, small.Party1Csv, small.Party2Csv, importDirs, ct);
+                    return await MatchAsync(c1, c2, p2, warmKey.KeyId, "warm-up.csv");
+                });
+            }
 
             var loading = importDirs.Values.All(d => d is not null)
                 ? "each party's host reads its file from its import folder (twinseal table load --on-host) into its own isolated area"
                 : "each party loads its file into its own isolated area (uploaded where the file's folder holds this run's folder)";
             await Stage("S10–S12 data loading", loading, async () =>
             {
-                // Two organisations load their own files on their own machines: neither waits for the other.
-                await Task.WhenAll(
-                    LoadAsync(c1, "customers", FileOf("party1"), importDirs["party1"] is not null, ct),
-                    LoadAsync(c2, "subscribers", FileOf("party2"), importDirs["party2"] is not null, ct));
+                await LoadBothAsync(c1, c2, FileOf("party1"), FileOf("party2"), importDirs, ct);
                 return 0;
             });
 
-            // Party 2 orders the match before party 1 sends, as a receiver's script does (twinseal compute --on-arrival
-            // --from party1 --wait): its isolated area gets the key released, decrypts, verifies and joins while the
-            // dataset arrives, instead of after it has been stored. The dataset is stored all the same, so the budget
-            // probe below computes on it again. The host writes released rows only inside party 2's results directory.
             var (sent, result) = await Stage("S13–S36 party 1 key use and send; party 2 key use and match as it arrives",
                 "party 1: attest (nonce, evidence), key released by HPKE, encrypt table, wipe key, send ciphertext to party 2; party 2, on arrival: attest, key released, decrypt + verify party 1's data, inner join on email, release per output policy",
-                async () =>
-                {
-                    await c2.OrderOnArrivalAsync(new ArrivalCommand(key.KeyId, "subscribers", "party1", "joined.csv"));
-                    var s = await c1.PostAsync<SendTableResult>("/send", new SendTableCommand(key.KeyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint));
-                    return (s, await c2.ResultAsync(s.DatasetId));
-                });
+                () => MatchAsync(c1, c2, p2, key.KeyId, "joined.csv"));
             foreach (var (k, v) in sent.Timings.Milliseconds) _stages["party1." + k] = v;
             progress.Line("", $"dataset {sent.DatasetId}: {sent.Rows:N0} rows, {sent.CiphertextBytes:N0} bytes of ciphertext; encrypted at {Rate(sent.Rows, sent.Timings, "encrypt")}, sent and computed on at {Rate(sent.Rows, sent.Timings, "send")}");
             foreach (var (k, v) in result.Timings.Milliseconds) _stages["party2." + k] = v;
@@ -251,6 +254,35 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
 
         DemoSummary Summary(bool ok, string? failure) => new(ok, matched, data?.ExpectedMatches ?? -1, options.Rows, Describe(options.KmsIn), keyId,
             rowsPath, options.WorkDirectory is null && ok ? null : work, refusals, _stages, audit, failure, budget, released);
+    }
+
+    /// <summary>Rows of the warm-up computation: enough to take every step, few enough to take well under a second.</summary>
+    public const int WarmUpRows = 1_000;
+
+    private static async Task<ProposalStatus> AuthoriseAsync(ControlClient c1, ControlClient c2, string keyId, AuthorityPolicy policy)
+    {
+        var proposal = await c1.PostAsync<ProposalStatus>("/proposals", new ProposeCommand(keyId, 0, policy));
+        if (proposal.Status == "applied") throw new InvalidOperationException("The authority applied with only one party's approval.");
+        return await c2.PostAsync<ProposalStatus>("/approvals", new ApproveCommand(keyId, proposal.ProposalId, proposal.ProposalHash));
+    }
+
+    /// <summary>Two organisations load their own files on their own machines: neither waits for the other.</summary>
+    private static Task LoadBothAsync(ControlClient c1, ControlClient c2, string party1File, string party2File, IReadOnlyDictionary<string, string?> importDirs, CancellationToken ct)
+        => Task.WhenAll(
+            LoadAsync(c1, "customers", party1File, importDirs["party1"] is not null, ct),
+            LoadAsync(c2, "subscribers", party2File, importDirs["party2"] is not null, ct));
+
+    /// <summary>
+    /// Party 2 orders the match before party 1 sends, as a receiver's script does (twinseal compute --on-arrival
+    /// --from party1 --wait): its isolated area gets the key released, decrypts, verifies and joins while the dataset
+    /// arrives, instead of after it has been stored. The dataset is stored all the same, so the budget probe computes on
+    /// it again. The host writes released rows only inside party 2's results directory.
+    /// </summary>
+    private static async Task<(SendTableResult Sent, ComputeResult Result)> MatchAsync(ControlClient c1, ControlClient c2, ServiceProcess p2, string keyId, string outputName)
+    {
+        await c2.OrderOnArrivalAsync(new ArrivalCommand(keyId, "subscribers", "party1", outputName));
+        var sent = await c1.PostAsync<SendTableResult>("/send", new SendTableCommand(keyId, "customers", p2.Endpoint.Url, p2.Endpoint.Fingerprint));
+        return (sent, await c2.ResultAsync(sent.DatasetId));
     }
 
     private static async Task LoadAsync(ControlClient c, string table, string path, bool onHost, CancellationToken ct)
