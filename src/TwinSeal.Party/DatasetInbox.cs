@@ -70,7 +70,7 @@ internal sealed class DatasetInbox
             var order = _orders.TryTake(header.KeyId, sender.PartyId) is { } o ? o with { KeyVersion = header.KeyVersion } : null;
             try
             {
-                await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
                 {
                     var copy = _writeStream(file);
                     // A full disk can also show here, when buffered or delayed-allocation blocks are written out. Made

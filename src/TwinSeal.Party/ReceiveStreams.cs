@@ -16,7 +16,9 @@ internal sealed class TeeReadStream(Stream inner, Stream copy, IncrementalHash h
         if (n > 0)
         {
             hash.AppendData(buffer.Span[..n]);
-            await copy.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
+            // Written on this thread: a file write blocks a thread on Linux either way (WriteAsync hands it to another
+            // pool thread and back, a hop per chunk received), and into the page cache it takes microseconds.
+            copy.Write(buffer.Span[..n]);
         }
         else if (buffer.Length > 0)
         {
