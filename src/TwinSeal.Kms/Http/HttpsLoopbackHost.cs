@@ -2,10 +2,12 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using TwinSeal.Crypto;
@@ -48,6 +50,13 @@ public static class HttpsLoopbackHost
                 l.UseHttps(certificate);
             });
         });
+        // Kestrel's defaults suit many idle connections: a receive first waits with a zero-byte read, so that an idle
+        // connection holds no buffer, then reads into a 4 KiB block. A 43 MB dataset upload (1M rows) took 20,400
+        // receive calls into party 2's host that way, 10,500 without the zero-byte reads and 690 with 64 KiB blocks
+        // (strace); the host's CPU while receiving it fell from ~285 to ~200 ms (perf). These services hold a handful of
+        // connections, so a block each costs little.
+        builder.Services.Configure<SocketTransportOptions>(o => o.WaitForDataBeforeAllocatingBuffer = false);
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
         builder.Services.AddProblemDetails();
         return builder;
     }
