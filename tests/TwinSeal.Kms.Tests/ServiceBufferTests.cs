@@ -5,9 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using TwinSeal.Crypto;
 using TwinSeal.Kms.Http;
 
@@ -43,16 +41,33 @@ public sealed class ServiceBufferTests
     }
 
     [Fact]
-    public async Task A_receive_reads_into_its_buffer_without_first_waiting_with_a_zero_byte_read()
+    public async Task Connections_that_send_nothing_hold_no_receive_block()
     {
         var dir = Directory.CreateTempSubdirectory("twinseal-buffers-").FullName;
+        var idle = new List<System.Net.Sockets.TcpClient>();
         try
         {
             await using var app = HttpsLoopbackHost.CreateBuilder(TlsIdentity.LoadOrCreate(dir, "TwinSeal buffer test"), 0, 1 << 20).Build();
-            Assert.False(app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.WaitForDataBeforeAllocatingBuffer);
+            await app.StartAsync(TestContext.Current.CancellationToken);
+            var port = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single()).Port;
+            var pools = (LargeBlockMemoryPoolFactory)app.Services.GetRequiredService<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>();
+
+            // Anyone who reaches the port can open connections and send nothing: 64 KiB held for each would add up.
+            for (var i = 0; i < 50; i++)
+            {
+                var client = new System.Net.Sockets.TcpClient();
+                idle.Add(client);
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, port, TestContext.Current.CancellationToken);
+            }
+            await Task.Delay(500, TestContext.Current.CancellationToken);
+
+            Assert.True(pools.Lent < 10, $"{pools.Lent} blocks lent to 50 idle connections");
+            foreach (var c in idle) c.Dispose();
+            await app.StopAsync(TestContext.Current.CancellationToken);
         }
         finally
         {
+            foreach (var c in idle) c.Dispose();
             Directory.Delete(dir, recursive: true);
         }
     }

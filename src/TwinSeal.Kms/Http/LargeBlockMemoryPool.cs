@@ -21,6 +21,10 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 
     private readonly ConcurrentQueue<byte[]> _free = new();
     private int _freeCount;
+    private int _lent;
+
+    /// <summary>Blocks rented and not yet returned.</summary>
+    public int Lent => Volatile.Read(ref _lent);
 
     /// <inheritdoc />
     public override int MaxBufferSize => BlockSize;
@@ -31,11 +35,13 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, BlockSize);
         if (_free.TryDequeue(out var block)) Interlocked.Decrement(ref _freeCount);
         else block = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
+        Interlocked.Increment(ref _lent);
         return new Block(this, block);
     }
 
     private void Return(byte[] block)
     {
+        Interlocked.Decrement(ref _lent);
         if (Interlocked.Increment(ref _freeCount) <= MaxPooledBlocks) _free.Enqueue(block);
         else Interlocked.Decrement(ref _freeCount);
     }
@@ -64,6 +70,16 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 /// <summary>Gives Kestrel <see cref="LargeBlockMemoryPool"/>s (one per transport or layer that asks).</summary>
 internal sealed class LargeBlockMemoryPoolFactory : IMemoryPoolFactory<byte>
 {
+    private readonly ConcurrentBag<LargeBlockMemoryPool> _pools = [];
+
+    /// <summary>Blocks lent by every pool made here and not yet returned.</summary>
+    public int Lent => _pools.Sum(p => p.Lent);
+
     /// <inheritdoc />
-    public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockMemoryPool();
+    public MemoryPool<byte> Create(MemoryPoolOptions? options = null)
+    {
+        var pool = new LargeBlockMemoryPool();
+        _pools.Add(pool);
+        return pool;
+    }
 }
