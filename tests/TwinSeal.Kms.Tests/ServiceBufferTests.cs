@@ -1,5 +1,9 @@
+using System.Net;
 using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -17,58 +21,74 @@ public sealed class ServiceBufferTests
     [Fact]
     public async Task A_connection_of_a_service_receives_into_64_KiB_blocks()
     {
-        var dir = Directory.CreateTempSubdirectory("twinseal-buffers-").FullName;
-        try
-        {
-            var certificate = TlsIdentity.LoadOrCreate(dir, "TwinSeal buffer test");
-            var builder = HttpsLoopbackHost.CreateBuilder(certificate, 0, 1 << 20);
-            await using var app = builder.Build();
-            app.MapGet("/block", (HttpContext ctx) => ctx.Features.GetRequiredFeature<IMemoryPoolFeature>().MemoryPool.MaxBufferSize);
-            await app.StartAsync(TestContext.Current.CancellationToken);
-            var url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-            using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, c, _, _) => c?.Thumbprint == certificate.Thumbprint };
-            using var client = new HttpClient(handler);
+        await using var service = await RunningService.StartAsync(app =>
+            app.MapGet("/block", (HttpContext ctx) => ctx.Features.GetRequiredFeature<IMemoryPoolFeature>().MemoryPool.MaxBufferSize));
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, c, _, _) => c?.Thumbprint == service.Certificate.Thumbprint };
+        using var client = new HttpClient(handler);
 
-            var block = await client.GetFromJsonAsync<int>(url + "/block", TestContext.Current.CancellationToken);
+        var block = await client.GetFromJsonAsync<int>(service.Url + "/block", TestContext.Current.CancellationToken);
 
-            Assert.Equal(64 * 1024, block);
-            await app.StopAsync(TestContext.Current.CancellationToken);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Assert.Equal(64 * 1024, block);
     }
 
     [Fact]
     public async Task Connections_that_send_nothing_hold_no_receive_block()
     {
-        var dir = Directory.CreateTempSubdirectory("twinseal-buffers-").FullName;
-        var idle = new List<System.Net.Sockets.TcpClient>();
+        await using var service = await RunningService.StartAsync();
+        var pools = (LargeBlockMemoryPoolFactory)service.App.Services.GetRequiredService<IMemoryPoolFactory<byte>>();
+        var idle = new List<TcpClient>();
         try
         {
-            await using var app = HttpsLoopbackHost.CreateBuilder(TlsIdentity.LoadOrCreate(dir, "TwinSeal buffer test"), 0, 1 << 20).Build();
-            await app.StartAsync(TestContext.Current.CancellationToken);
-            var port = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single()).Port;
-            var pools = (LargeBlockMemoryPoolFactory)app.Services.GetRequiredService<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>();
-
             // Anyone who reaches the port can open connections and send nothing: 64 KiB held for each would add up.
             for (var i = 0; i < 50; i++)
             {
-                var client = new System.Net.Sockets.TcpClient();
+                var client = new TcpClient();
                 idle.Add(client);
-                await client.ConnectAsync(System.Net.IPAddress.Loopback, port, TestContext.Current.CancellationToken);
+                await client.ConnectAsync(IPAddress.Loopback, new Uri(service.Url).Port, TestContext.Current.CancellationToken);
             }
             await Task.Delay(500, TestContext.Current.CancellationToken);
 
             Assert.True(pools.Lent < 10, $"{pools.Lent} blocks lent to 50 idle connections");
-            foreach (var c in idle) c.Dispose();
-            await app.StopAsync(TestContext.Current.CancellationToken);
         }
         finally
         {
             foreach (var c in idle) c.Dispose();
-            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>A service's web host as <see cref="HttpsLoopbackHost"/> builds it, started on a free loopback port.</summary>
+    private sealed class RunningService : IAsyncDisposable
+    {
+        private readonly string _directory;
+
+        private RunningService(string directory, X509Certificate2 certificate, WebApplication app)
+        {
+            _directory = directory;
+            Certificate = certificate;
+            App = app;
+            Url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+        }
+
+        public X509Certificate2 Certificate { get; }
+        public WebApplication App { get; }
+        public string Url { get; }
+
+        public static async Task<RunningService> StartAsync(Action<WebApplication>? map = null)
+        {
+            var directory = Directory.CreateTempSubdirectory("twinseal-buffers-").FullName;
+            var certificate = TlsIdentity.LoadOrCreate(directory, "TwinSeal buffer test");
+            var app = HttpsLoopbackHost.CreateBuilder(certificate, 0, 1 << 20).Build();
+            map?.Invoke(app);
+            await app.StartAsync(TestContext.Current.CancellationToken);
+            return new RunningService(directory, certificate, app);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await App.StopAsync(TestContext.Current.CancellationToken);
+            await App.DisposeAsync();
+            Certificate.Dispose();
+            Directory.Delete(_directory, recursive: true);
         }
     }
 
