@@ -45,6 +45,34 @@ public sealed class ServiceConfigurationTests : IAsyncLifetime
         Assert.DoesNotContain("dbug:", log, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("appsettings.json")]
+    [InlineData("appsettings.Production.json")]
+    [InlineData("ASPNETCORE_")]
+    [InlineData("DOTNET_")]
+    public async Task Hosting_urls_preferred_from_a_file_or_the_environment_do_not_turn_the_KMSs_tls_listener_into_plain_http(string source)
+    {
+        var started = Directory.CreateDirectory(Path.Combine(_work, "started-here")).FullName;
+        var plain = FreePort();
+        var environment = new Dictionary<string, string>();
+        if (source.EndsWith(".json", StringComparison.Ordinal))
+            await File.WriteAllTextAsync(Path.Combine(started, source), $$"""{"urls": "http://127.0.0.1:{{plain}}", "preferHostingUrls": true}""", TestContext.Current.CancellationToken);
+        else
+        {
+            environment[source + "URLS"] = $"http://127.0.0.1:{plain}";
+            environment[source + "PREFERHOSTINGURLS"] = "true";
+        }
+        var kmsDir = Path.Combine(_work, "kms");
+        _kms = await ServiceProcess.StartAsync("kms", CliUnderTest.Launch, ["kms", "serve", "--data-dir", kmsDir, "--port", "0"], kmsDir, Path.Combine(_work, "logs"),
+            environment: environment, workingDirectory: started);
+
+        // The endpoint it announces answers over TLS with its pinned certificate, and the preferred address is not open.
+        using var client = TwoPartyFixture.PinnedClient(_kms.Endpoint);
+        var health = await client.GetAsync(_kms.Endpoint.Url + "/healthz", TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+        await Assert.ThrowsAsync<SocketException>(async () => await ConnectAsync(plain));
+    }
+
     [Fact]
     public async Task A_service_watches_no_folder_for_changed_settings()
     {

@@ -104,6 +104,24 @@ public sealed class ServiceBufferTests
     }
 
     [Fact]
+    public void Past_its_budget_of_large_blocks_the_pool_lends_blocks_of_kestrels_own_size_until_one_comes_back()
+    {
+        using var pool = new LargeBlockMemoryPool();
+        var large = Enumerable.Range(0, LargeBlockMemoryPool.MaxLentBlocks).Select(_ => pool.Rent()).ToList();
+
+        using var small = pool.Rent();
+        using var asked = pool.Rent(16 * 1024);
+        Assert.Equal(LargeBlockMemoryPool.SmallBlockSize, small.Memory.Length);
+        Assert.Equal(16 * 1024, asked.Memory.Length);
+        Assert.Equal(LargeBlockMemoryPool.MaxLentBlocks, pool.Lent);
+
+        large[0].Dispose();
+        using var again = pool.Rent();
+        Assert.Equal(LargeBlockMemoryPool.BlockSize, again.Memory.Length);
+        foreach (var b in large) b.Dispose();
+    }
+
+    [Fact]
     public void A_block_larger_than_the_pools_blocks_is_refused()
     {
         using var pool = new LargeBlockMemoryPool();

@@ -33,7 +33,14 @@ public static class HttpsLoopbackHost
         // stray "Kestrel:Endpoints" there made the KMS listen on a plain-HTTP port beside its TLS one (bearer tokens in
         // clear), and watching that file for changes put an inotify watch on every folder below the working folder, woken
         // by every write into it (a dataset being received) and one of the user's 128 inotify instances per service.
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
+        // The web host reads its addresses while the builder is made, so they are given here, where the command line
+        // wins over every other source: no hosting URLs, and none preferred over the listener below. (With
+        // "urls" + "preferHostingUrls" from a file or ASPNETCORE_/DOTNET_ variables the KMS listened on plain HTTP
+        // instead of TLS; an attacker helper found it after the sources were cleared.)
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false", "--urls=", "--preferHostingUrls=false"],
+        });
         builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);

@@ -9,7 +9,10 @@ namespace TwinSeal.Kms.Http;
 /// Kestrel's buffers in blocks of <see cref="BlockSize"/> instead of its default 4 KiB: a socket receive fills at most
 /// one block, so a 43 MB dataset upload took 10,500 receives (and as many trips through the TLS and HTTP layers) with
 /// 4 KiB blocks. Blocks are pinned arrays, reused; at most <see cref="MaxPooledBlocks"/> wait for reuse, the rest are left
-/// to the collector.
+/// to the collector. At most <see cref="MaxLentBlocks"/> large blocks are out at once: beyond that a rent gets a block of
+/// Kestrel's own size, <see cref="SmallBlockSize"/>, so no client can make a pool hold more large blocks than that (an
+/// attacker helper held 97 per HTTP/2 connection, 0.96 GB over 150 connections, with streams whose responses a zero flow
+/// window kept waiting).
 /// </summary>
 internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 {
@@ -18,6 +21,12 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 
     /// <summary>Free blocks kept for reuse (4 MiB): enough for the handful of connections a service has at once.</summary>
     public const int MaxPooledBlocks = 64;
+
+    /// <summary>Large blocks out at once (16 MiB): a few transfers' worth; past it, blocks of <see cref="SmallBlockSize"/>.</summary>
+    public const int MaxLentBlocks = 256;
+
+    /// <summary>Kestrel's own block size, lent (or the size asked for, if larger) once <see cref="MaxLentBlocks"/> large blocks are out.</summary>
+    public const int SmallBlockSize = 4096;
 
     private readonly ConcurrentQueue<byte[]> _free = new();
     private int _freeCount;
@@ -33,9 +42,13 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, BlockSize);
+        if (Interlocked.Increment(ref _lent) > MaxLentBlocks)
+        {
+            Interlocked.Decrement(ref _lent);
+            return new Block(null, GC.AllocateUninitializedArray<byte>(Math.Max(minBufferSize, SmallBlockSize), pinned: true));
+        }
         if (_free.TryDequeue(out var block)) Interlocked.Decrement(ref _freeCount);
         else block = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
-        Interlocked.Increment(ref _lent);
         return new Block(this, block);
     }
 
@@ -54,15 +67,16 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
         }
     }
 
-    private sealed class Block(LargeBlockMemoryPool pool, byte[] array) : IMemoryOwner<byte>
+    // A large block goes back to its pool; a small one (no pool) to the collector.
+    private sealed class Block(LargeBlockMemoryPool? pool, byte[] array) : IMemoryOwner<byte>
     {
         private byte[]? _array = array;
 
-        public Memory<byte> Memory => MemoryMarshal.CreateFromPinnedArray(_array ?? throw new ObjectDisposedException(nameof(Block)), 0, BlockSize);
+        public Memory<byte> Memory => _array is { } a ? MemoryMarshal.CreateFromPinnedArray(a, 0, a.Length) : throw new ObjectDisposedException(nameof(Block));
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _array, null) is { } returned) pool.Return(returned);
+            if (Interlocked.Exchange(ref _array, null) is { } returned) pool?.Return(returned);
         }
     }
 }
