@@ -68,7 +68,7 @@ public static class Verbs
             if (own && r.GetValue(keyColumn) is null && r.GetValue(outputPolicy) is null) r.AddError("With your own files, give --key-column COL (or --output-policy FILE).");
             if (!own && (r.GetValue(keyColumn) is not null || r.GetValue(outputPolicy) is not null || r.GetValue(outFile) is not null))
                 r.AddError("--key-column, --output-policy and --out apply to your own files (--party1 and --party2); generated data keeps its rows in --work-dir or demo-output/.");
-            if (own && r.GetValue(warmUp)) r.AddError("--warm-up runs on generated data only, not with --party1 and --party2.");
+            if (DemoOptions.WarmUpRefusal(r.GetValue(warmUp), own) is { } refusal) r.AddError(refusal);
         });
         cmd.SetAction(async (pr, ct) =>
         {

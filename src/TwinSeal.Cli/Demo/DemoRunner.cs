@@ -24,7 +24,14 @@ public enum KmsPlacement
 /// own, through the same services and steps, so the timed one runs on services that have computed before, as a
 /// party's long-running services do (the bench times both). Generated data only.
 /// </param>
-public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, OwnFiles? Files = null, bool WarmUp = false);
+public sealed record DemoOptions(int Rows = 10_000, double Overlap = 0.3, int Seed = 42, KmsPlacement KmsIn = KmsPlacement.Standalone, ResultKind Result = ResultKind.JoinedRows, string? WorkDirectory = null, OwnFiles? Files = null, bool WarmUp = false)
+{
+    /// <summary>
+    /// Why a warm-up cannot run with these options, or null: it computes under the run's own output policy, which on
+    /// the user's files names their columns.
+    /// </summary>
+    public static string? WarmUpRefusal(bool warmUp, bool ownFiles) => warmUp && ownFiles ? "--warm-up runs on generated data only, not with --party1 and --party2." : null;
+}
 
 /// <summary>
 /// The demo on the user's files: party 1 loads and sends <paramref name="Party1"/>, party 2 joins it with
@@ -80,8 +87,7 @@ public sealed class DemoRunner(DemoOptions options, SelfLaunch launch, string en
         try
         {
             var files = options.Files;
-            // The warm-up computes under the run's own output policy, which on the user's files names their columns.
-            if (options.WarmUp && files is not null) throw new ProtocolException("warm-up-needs-generated-data", "A warm-up computation runs on generated data only, not on your own files.");
+            if (DemoOptions.WarmUpRefusal(options.WarmUp, files is not null) is { } refusal) throw new ProtocolException("warm-up-needs-generated-data", refusal);
             OutputPolicy output;
             if (files is null)
             {
