@@ -11,11 +11,8 @@ internal sealed class Report(
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    /// <summary>The first computation of freshly started services.</summary>
-    private EndToEndResult? Run(int rows, ResultKind kind) => runs.FirstOrDefault(r => r.Rows == rows && r.Kind == kind && !r.Warm);
-
-    /// <summary>A computation of services that computed once before (DemoOptions.WarmUp).</summary>
-    private EndToEndResult? WarmRun(int rows, ResultKind kind) => runs.FirstOrDefault(r => r.Rows == rows && r.Kind == kind && r.Warm);
+    /// <summary>The first computation of freshly started services, or with <paramref name="warm"/> one of services that computed once before (DemoOptions.WarmUp).</summary>
+    private EndToEndResult? Run(int rows, ResultKind kind, bool warm = false) => runs.FirstOrDefault(r => r.Rows == rows && r.Kind == kind && r.Warm == warm);
 
     private BaselineResult? Baseline(string engine, int rows, ResultKind kind) =>
         baselines.FirstOrDefault(b => b.Engine == engine && b.Rows == rows && b.Kind == kind);
@@ -39,7 +36,7 @@ internal sealed class Report(
             yield return ($"{Short(options.Rows)} {kind}: TwinSeal match flow / DuckDB (time)", r, "≤ 2", r <= 2);
             yield return ($"{Short(options.Rows)} {kind}: TwinSeal incl. set-up / DuckDB (time)", (t.MatchMilliseconds + t.SetupMilliseconds) / d.BestMilliseconds, "", null);
             yield return ($"{Short(options.Rows)} {kind}: TwinSeal match flow / plain C# (time)", t.MatchMilliseconds / p.BestMilliseconds, "", null);
-            if (WarmRun(options.Rows, kind) is { } warm)
+            if (Run(options.Rows, kind, warm: true) is { } warm)
             {
                 var rw = warm.MatchMilliseconds / d.BestMilliseconds;
                 yield return ($"{Short(options.Rows)} {kind}, warm services: TwinSeal match flow / DuckDB (time)", rw, "≤ 2", rw <= 2);
@@ -97,7 +94,7 @@ internal sealed class Report(
         w.WriteLine("   Fresh services: the first computation after KMS, hosts and isolated areas started. Warm services: the same after one computation of");
         w.WriteLine("   1,000 rows through them on a key of its own (demo --warm-up), as a party's long-running services are; DuckDB is timed after a warm-up run too.");
         var rows2 = new List<string[]>();
-        foreach (var (kind, t) in new[] { ResultKind.MatchCount, ResultKind.JoinedRows }.SelectMany(k => new[] { (k, Run(main, k)), (k, WarmRun(main, k)) }))
+        foreach (var (kind, t) in new[] { ResultKind.MatchCount, ResultKind.JoinedRows }.SelectMany(k => new[] { (k, Run(main, k)), (k, Run(main, k, warm: true)) }))
         {
             var d = Baseline("DuckDB", main, kind);
             var p = Baseline("plain C#", main, kind);
@@ -115,7 +112,7 @@ internal sealed class Report(
         w.WriteLine();
         w.WriteLine($"   Where TwinSeal's time goes at {main:N0} rows (ms; DemoSummary.StageMilliseconds; * = part of the match flow; indented = inside the stage above):");
         var columns = new[] { ResultKind.MatchCount, ResultKind.JoinedRows }
-            .SelectMany(k => new[] { Run(main, k), WarmRun(main, k) }).OfType<EndToEndResult>().ToList();
+            .SelectMany(k => new[] { Run(main, k), Run(main, k, warm: true) }).OfType<EndToEndResult>().ToList();
         var keys = new List<string>();
         foreach (var r in columns)
             foreach (var k in r.Stages.Keys)
